@@ -1,0 +1,1 @@
+"""Durable tasks: DBOS workflows and steps, the blob store, workers."""

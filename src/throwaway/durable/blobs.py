@@ -1,0 +1,47 @@
+"""A content-addressed blob store: each blob is stored once, under its sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class BlobStore:
+    """Blobs in a local folder, named by the sha256 of their bytes.
+
+    Writes are atomic (a temporary file renamed into place), so a crash never
+    leaves a half-written blob under a valid name.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a sha256 hex digest: {digest!r}")
+        return self.root / digest[:2] / digest[2:]
+
+    def put(self, data: bytes) -> str:
+        """Store `data` (once) and return its sha256 hex digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._path(digest)
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        """Return the blob stored under `digest`; KeyError if there is none."""
+        try:
+            return self._path(digest).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(f"no blob {digest} in {self.root}") from None
+
+    def has(self, digest: str) -> bool:
+        return self._path(digest).exists()
