@@ -1,0 +1,9 @@
+"""The sandbox: Pyodide in a locked-down Deno worker, driven from Python."""
+
+from .bridge import HostCalls, Reply
+from .limits import Limits
+from .result import ExecResult, GuestError
+from .sandbox import AsyncSandbox, Sandbox
+from .session import SandboxError
+
+__all__ = ["AsyncSandbox", "ExecResult", "GuestError", "HostCalls", "Limits", "Reply", "Sandbox", "SandboxError"]

@@ -1,0 +1,109 @@
+"""Host calls: named handlers on the host that guest code calls synchronously.
+
+In the guest, `throwaway.call(name, args, data)` blocks until the host has
+answered; on the host, a handler is a plain or async function
+`handler(args, data)`. Its JSON-able return value goes back as the value;
+bytes go back as raw payload (no base64); `Reply(value, data)` sends both. An
+exception crosses as an exception of the same builtin type (with its errno
+for OSErrors); the host's traceback stays on the host.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Union
+
+Handler = Callable[[Any, bytes], Union[Any, Awaitable[Any]]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's answer with both a JSON value and raw bytes."""
+
+    value: Any = None
+    data: bytes = b""
+
+
+class HostCalls:
+    """A registry of named host functions that guest code may call.
+
+    >>> calls = HostCalls()
+    >>> @calls.handler("greet")
+    ... def greet(args, data):
+    ...     return f"hello {args['name']}"
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def handler(self, name: str) -> Callable[[Handler], Handler]:
+        """Register the decorated function as the handler of `name`."""
+
+        def register(fn: Handler) -> Handler:
+            self.add(name, fn)
+            return fn
+
+        return register
+
+    def add(self, name: str, fn: Handler) -> None:
+        if not name or len(name) > 200:
+            raise ValueError("a handler name must have 1 to 200 characters")
+        self._handlers[name] = fn
+
+    def update(self, other: HostCalls) -> None:
+        self._handlers.update(other._handlers)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._handlers
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def start(self, name: str, args_json: str, data: bytes) -> Any:
+        """Run the handler up to its first await: returns its result, or a
+        coroutine for the driver to finish. Errors come back as a reply."""
+        fn = self._handlers.get(name)
+        if fn is None:
+            raise LookupError(f"no host function named {name!r}")
+        try:
+            args = json.loads(args_json) if args_json else None
+        except ValueError:
+            raise ValueError("host call arguments are not valid JSON") from None
+        return fn(args, data)
+
+
+def is_pending(result: Any) -> bool:
+    return inspect.isawaitable(result)
+
+
+def encode_reply(call_id: int, result: Any = None, error: BaseException | None = None) -> tuple[dict, bytes]:
+    """The reply frame for a finished call (a value, bytes, a Reply or an error)."""
+    if error is not None:
+        info: dict[str, Any] = {"type": type(error).__name__, "message": _message(error)}
+        if isinstance(error, OSError) and error.errno is not None:
+            info["errno"] = error.errno
+            if error.filename is not None:
+                info["filename"] = str(error.filename)
+        return {"t": "reply", "id": call_id, "ok": False, "error": info}, b""
+    if isinstance(result, Reply):
+        value, data = result.value, result.data
+    elif isinstance(result, (bytes, bytearray, memoryview)):
+        value, data = None, bytes(result)
+    else:
+        value, data = result, b""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as e:
+        return encode_reply(call_id, error=TypeError(f"host function returned a value that is not JSON: {e}"))
+    return {"t": "reply", "id": call_id, "ok": True, "value": value}, data
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    return str(error)

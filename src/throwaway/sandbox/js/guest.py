@@ -1,0 +1,283 @@
+"""The guest half of the runtime: runs cells and calls the host. Runs inside Pyodide.
+
+It is imported before the memory snapshot is taken, so it must hold no
+reference to JS objects at import time: the bridge (`_throwaway_host`, a JS
+module registered after every boot) is looked up lazily.
+"""
+
+import ast
+import builtins
+import io
+import json
+import linecache
+import os
+import sys
+import traceback
+import types
+import zipfile
+from inspect import CO_COROUTINE
+
+from _pyodide._base import CodeRunner, find_imports
+
+NAMESPACE = {"__name__": "__main__", "__builtins__": builtins}
+MAX_REPR = 100_000
+INTERNAL_FILES = ("/_pyodide/", "_throwaway.py", "<throwaway>")
+
+
+class HostError(Exception):
+    """The host answered a call with an error of a type the guest does not know."""
+
+
+# Errors the host may raise in the guest, by name; anything else becomes HostError.
+_ERRORS = {
+    cls.__name__: cls
+    for cls in (
+        OSError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+        NotADirectoryError, TimeoutError, ValueError, TypeError, KeyError, LookupError,
+        RuntimeError, NotImplementedError, ConnectionError, ImportError, ModuleNotFoundError,
+    )
+}
+
+
+def call(name, args=None, data=b""):
+    """Call the host's handler `name` synchronously; returns (value, bytes).
+
+    Blocks this worker until the host answers. An error on the host side is
+    raised here with its own type where that is a builtin one.
+    """
+    import _throwaway_host
+
+    head, payload = _throwaway_host.call(name, json.dumps(args), data or None)
+    reply = json.loads(head)
+    if not reply.get("ok"):
+        err = reply.get("error") or {}
+        cls = _ERRORS.get(err.get("type"), HostError)
+        message = str(err.get("message", "host call failed"))
+        if issubclass(cls, OSError) and isinstance(err.get("errno"), int):
+            raise cls(err["errno"], message, *( [err["filename"]] if err.get("filename") else []))
+        raise cls(message)
+    return reply.get("value"), payload.to_bytes() if payload is not None else b""
+
+
+# --- packages --------------------------------------------------------------
+
+_installed = set()
+
+
+def _missing_imports(code):
+    try:
+        names = find_imports(code)
+    except SyntaxError:
+        return []
+    missing = []
+    for name in names:
+        top = name.split(".")[0]
+        if top in sys.modules or top in missing:
+            continue
+        try:
+            import importlib.util
+
+            if importlib.util.find_spec(top) is not None:
+                continue
+        except (ImportError, ValueError):
+            pass
+        missing.append(top)
+    return missing
+
+
+def _split(wheels):
+    """Wheels not yet installed, split into pure-Python ones and ones with libraries."""
+    pure, binary = [], []
+    for w in wheels:
+        if w["name"] in _installed:
+            continue
+        (pure if w.get("pure") else binary).append(w)
+    return pure, binary
+
+
+def _unpack(wheel):
+    """Install a pure-Python wheel: unzip it into site-packages."""
+    import site
+
+    target = site.getsitepackages()[0]
+    from js import Deno  # the worker may read the package cache, nothing else
+
+    data = Deno.readFileSync(wheel["path"]).to_bytes()
+    zipfile.ZipFile(io.BytesIO(data)).extractall(target)
+    _installed.add(wheel["name"])
+
+
+async def _load(wheels):
+    import pyodide_js
+
+    await pyodide_js.loadPackage([w["path"] for w in wheels], messageCallback=_progress, errorCallback=_progress)
+    _installed.update(w["name"] for w in wheels)
+
+
+def _progress(msg):
+    print(msg, file=sys.stderr)
+
+
+class _Install:
+    """What install() returns: already done for pure wheels; awaitable for the rest."""
+
+    def __init__(self, names, binary):
+        self.names, self._binary = names, binary
+
+    def __await__(self):
+        if self._binary:
+            yield from _load(self._binary).__await__()
+            self._binary = []
+        return self.names
+
+    def __repr__(self):
+        return f"<installed {', '.join(self.names) or 'nothing'}>"
+
+
+def install(*requirements):
+    """Install packages from PyPI (or Pyodide's own) through the host.
+
+    Pure-Python wheels are installed at once; packages with compiled parts
+    need `await install(...)`.
+    """
+    reqs = [r for item in requirements for r in ([item] if isinstance(item, str) else item)]
+    value, _ = call("packages.install", {"requirements": reqs})
+    pure, binary = _split(value["wheels"])
+    for w in pure:
+        _unpack(w)
+    return _Install([w["name"] for w in value["wheels"]], binary)
+
+
+async def _ensure_imports(missing):
+    value, _ = call("packages.imports", {"imports": missing})
+    pure, binary = _split(value["wheels"])
+    if binary or pure:
+        _progress("Loading " + ", ".join(w["name"] for w in value["wheels"]))
+    for w in pure:
+        _unpack(w)
+    if binary:
+        await _load(binary)
+
+
+def _micropip_shim():
+    """A `micropip` whose install() goes through the host (the guest has no network)."""
+    mod = types.ModuleType("micropip", "micropip for throwaway: installs through the host.")
+
+    async def install_(requirements, keep_going=False, deps=True, **_):
+        await install(requirements)
+
+    mod.install = install_
+    mod.list = lambda: sorted(_installed)
+    return mod
+
+
+# --- cells -----------------------------------------------------------------
+
+
+def _json_value(value):
+    if isinstance(value, (dict, list, str, int, float, bool)):
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+        if len(text) <= MAX_REPR:
+            return text
+    return None
+
+
+def _trimmed_traceback(exc):
+    """The traceback from the guest's own code down: the runner's frames are cut."""
+    tb = exc.__traceback__
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell"):
+        tb = tb.tb_next
+    if tb is None and not isinstance(exc, SyntaxError):
+        tb = exc.__traceback__
+        while tb is not None and any(s in tb.tb_frame.f_code.co_filename for s in INTERNAL_FILES):
+            tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _error(exc):
+    return json.dumps(
+        {
+            "error": {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": _trimmed_traceback(exc),
+            }
+        }
+    )
+
+
+def _finish(value):
+    _flush()
+    if value is None:
+        return "{}"
+    try:
+        text = repr(value)
+    except BaseException as e:  # a hostile __repr__ must not break the runner
+        text = f"<unrepresentable {type(value).__name__}: {type(e).__name__}>"
+    if len(text) > MAX_REPR:
+        text = text[:MAX_REPR] + "...[truncated]"
+    out = {"value": text}
+    js = _json_value(value)
+    if js is not None:
+        out["json"] = js
+    return json.dumps(out)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+async def _run_async(runner, missing):
+    try:
+        if missing:
+            await _ensure_imports(missing)
+        value = await runner.run_async(NAMESPACE)
+    except BaseException as e:
+        _flush()
+        return _error(e)
+    return _finish(value)
+
+
+def run_cell(code, cell_id):
+    """Run one cell in the persistent namespace; returns the result as JSON,
+    or a coroutine for the runtime to await (top-level await, package loads)."""
+    filename = f"<cell {cell_id}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    try:
+        runner = CodeRunner(
+            code, filename=filename, flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, return_mode="last_expr"
+        ).compile()
+    except BaseException as e:
+        return _error(e)
+    missing = _missing_imports(code)
+    if missing or (runner.code is not None and runner.code.co_flags & CO_COROUTINE):
+        return _run_async(runner, missing)
+    try:
+        value = runner.run(NAMESPACE)
+    except BaseException as e:
+        _flush()
+        return _error(e)
+    return _finish(value)
+
+
+def boot():
+    """Prepare the interpreter (before the snapshot): streams, modules, cwd."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
+    os.makedirs("/home/user", exist_ok=True)
+    os.makedirs("/output", exist_ok=True)
+    os.chdir("/home/user")
+    guest = types.ModuleType("throwaway", "Host access for guest code: call(), install().")
+    guest.call, guest.install, guest.HostError = call, install, HostError
+    sys.modules["throwaway"] = guest
+    sys.modules["micropip"] = _micropip_shim()

@@ -1,0 +1,331 @@
+// The runtime's main thread. It routes framed messages between the Python host
+// (stdin/stdout) and the Pyodide worker, owns the deadlines and the interrupt,
+// and replaces the worker when it has to be killed.
+//
+// Messages from the worker are untrusted (guest code can post anything through
+// `js.postMessage`): each is checked before anything acts on it.
+
+const config = JSON.parse(Deno.args[0]);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const MAX_CALL_ARGS = 64 * 1024 * 1024;
+const WORKER_PERMISSIONS = {
+  read: config.read,
+  write: false,
+  net: false,
+  env: false,
+  run: false,
+  ffi: false,
+  sys: false,
+  import: false,
+};
+
+// --- framing over stdio ------------------------------------------------------
+
+function writeAll(buf) {
+  let off = 0;
+  while (off < buf.length) off += Deno.stdout.writeSync(buf.subarray(off));
+}
+
+function send(header, payload) {
+  const head = encoder.encode(JSON.stringify(header));
+  const data = payload ?? new Uint8Array(0);
+  const prefix = new Uint8Array(8 + head.length);
+  const view = new DataView(prefix.buffer);
+  view.setUint32(0, head.length, true);
+  view.setUint32(4, data.length, true);
+  prefix.set(head, 8);
+  if (data.length < 65536) {
+    const all = new Uint8Array(prefix.length + data.length);
+    all.set(prefix);
+    all.set(data, prefix.length);
+    writeAll(all);
+  } else {
+    writeAll(prefix);
+    writeAll(data);
+  }
+}
+
+async function readFrames(onFrame) {
+  const reader = Deno.stdin.readable.getReader();
+  let chunks = [];
+  let size = 0;
+  const take = (n) => {
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = chunks[0];
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) chunks.shift();
+      else chunks[0] = c.subarray(k);
+    }
+    size -= n;
+    return out;
+  };
+  let need = null; // [headLen, payloadLen] once a prefix is read
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    chunks.push(value);
+    size += value.length;
+    for (;;) {
+      if (need === null) {
+        if (size < 8) break;
+        const p = take(8);
+        const v = new DataView(p.buffer);
+        need = [v.getUint32(0, true), v.getUint32(4, true)];
+      }
+      if (size < need[0] + need[1]) break;
+      const head = take(need[0]);
+      const payload = take(need[1]);
+      need = null;
+      let header;
+      try {
+        header = JSON.parse(decoder.decode(head));
+      } catch {
+        send({ t: "error", message: "unreadable frame from host" });
+        continue;
+      }
+      onFrame(header, payload);
+    }
+  }
+}
+
+// --- the worker --------------------------------------------------------------
+
+const interrupt = new Uint8Array(new SharedArrayBuffer(1));
+const ctl = new Int32Array(new SharedArrayBuffer(12));
+const mailbox = new SharedArrayBuffer(1 << 20, { maxByteLength: 1 << 30 });
+
+let snapshot = null;
+let worker = null;
+let ready = false;
+let current = null; // the exec under way: {id, reason, timers, outBytes, limit}
+let waiting = null; // an exec posted before the worker was ready
+let pendingCall = null; // the host call the worker is parked on
+let callSeq = 0;
+let firstBoot = true;
+
+function spawn(init, onMessage) {
+  const w = new Worker(new URL("./worker.js", import.meta.url).href, {
+    type: "module",
+    name: "pyodide",
+    deno: { permissions: WORKER_PERMISSIONS },
+  });
+  w.onmessage = (e) => {
+    const m = e.data;
+    if (w !== worker && !init.make) return; // a message from a worker we killed
+    if (m === null || typeof m !== "object" || typeof m.t !== "string") return;
+    if (m.t === "alive") w.postMessage(init);
+    else onMessage(m);
+  };
+  w.onerror = (e) => {
+    e.preventDefault();
+    if (w === worker) lost(`worker error: ${e.message}`);
+  };
+  return w;
+}
+
+function makeSnapshot() {
+  return new Promise((resolve, reject) => {
+    const w = spawn({ t: "init", make: true, indexURL: config.indexURL, preload: config.preload }, (m) => {
+      if (m.t === "snapshot" && m.data instanceof Uint8Array) {
+        w.terminate();
+        resolve(m.data);
+      } else if (m.t === "booterror") {
+        w.terminate();
+        reject(new Error(String(m.message)));
+      }
+    });
+  });
+}
+
+function start() {
+  ready = false;
+  const init = {
+    t: "init",
+    snapshot,
+    indexURL: config.indexURL,
+    interrupt: interrupt.buffer,
+    ctl: ctl.buffer,
+    mailbox,
+  };
+  const w = spawn(init, (m) => onWorker(m));
+  worker = w;
+}
+
+function onWorker(m) {
+  switch (m.t) {
+    case "ready":
+      ready = true;
+      if (firstBoot) {
+        firstBoot = false;
+        send({ t: "ready" });
+      }
+      if (waiting) {
+        worker.postMessage(waiting);
+        waiting = null;
+      }
+      return;
+    case "booterror":
+      send({ t: "fatal", message: String(m.message).slice(0, 10000) });
+      return;
+    case "out":
+      return onOutput(m);
+    case "call":
+      return onCall(m);
+    case "result":
+      return onResult(m);
+  }
+  // Anything else is ignored: the worker has no other business with us.
+}
+
+function onOutput(m) {
+  if (!current || (m.s !== "stdout" && m.s !== "stderr") || !(m.data instanceof Uint8Array)) return;
+  if (current.reason === "output") return;
+  let data = m.data;
+  const room = current.outputLimit - current.outBytes;
+  if (data.length > room) {
+    data = data.subarray(0, Math.max(room, 0));
+    stop("output");
+  }
+  current.outBytes += data.length;
+  if (data.length) send({ t: "out", id: current.id, s: m.s }, data);
+}
+
+function onCall(m) {
+  const valid =
+    typeof m.name === "string" &&
+    m.name.length <= 200 &&
+    typeof m.args === "string" &&
+    m.args.length <= MAX_CALL_ARGS &&
+    (m.data === undefined || m.data instanceof Uint8Array);
+  if (!valid || pendingCall) {
+    // Only a worker that is not parked could post this: it is forged. Say so
+    // to the host and leave the real call (if any) alone.
+    send({ t: "warn", message: "ignored a malformed or overlapping host call from the guest" });
+    return;
+  }
+  pendingCall = { id: ++callSeq };
+  send({ t: "call", id: pendingCall.id, name: m.name, args: m.args }, m.data);
+}
+
+function onReply(header, payload) {
+  if (!pendingCall || header.id !== pendingCall.id) return; // stale: the worker was replaced
+  pendingCall = null;
+  const head = encoder.encode(JSON.stringify({ ok: header.ok === true, value: header.value, error: header.error }));
+  const need = head.length + payload.length;
+  if (need > mailbox.byteLength) {
+    if (need > mailbox.maxByteLength) {
+      const msg = encoder.encode(JSON.stringify({ ok: false, error: { type: "ValueError", message: "host reply too large" } }));
+      new Uint8Array(mailbox).set(msg);
+      ctl[1] = msg.length;
+      ctl[2] = 0;
+      Atomics.store(ctl, 0, 1);
+      Atomics.notify(ctl, 0);
+      return;
+    }
+    mailbox.grow(need);
+  }
+  const view = new Uint8Array(mailbox);
+  view.set(head, 0);
+  view.set(payload, head.length);
+  ctl[1] = head.length;
+  ctl[2] = payload.length;
+  Atomics.store(ctl, 0, 1);
+  Atomics.notify(ctl, 0);
+}
+
+function onResult(m) {
+  if (!current || m.id !== current.id || typeof m.json !== "string") return;
+  finish({ r: m.json });
+}
+
+function finish(fields) {
+  const c = current;
+  current = null;
+  clearTimeout(c.softTimer);
+  clearTimeout(c.hardTimer);
+  send({ t: "result", id: c.id, limit: c.reason ?? null, ...fields });
+}
+
+// Stop the exec under way: a KeyboardInterrupt first, then after the grace
+// period the worker is killed and a fresh one booted from the snapshot.
+function stop(reason) {
+  if (!current || current.reason) return;
+  current.reason = reason;
+  Atomics.store(interrupt, 0, 2);
+  current.hardTimer = setTimeout(() => kill(reason), current.grace * 1000);
+}
+
+function kill(reason) {
+  worker.terminate();
+  pendingCall = null;
+  if (current) finish({ r: null, restarted: true, killed: reason });
+  start();
+}
+
+function lost(message) {
+  // The worker died by itself (out of memory in JS, a crash): replace it.
+  pendingCall = null;
+  if (current) {
+    current.reason = current.reason ?? "crash";
+    finish({ r: null, restarted: true, killed: "crash", message });
+  }
+  start();
+}
+
+function onExec(h) {
+  if (current) {
+    send({ t: "result", id: h.id, limit: null, r: JSON.stringify({ error: { type: "RuntimeError", message: "busy: an exec is already running", traceback: "" } }) });
+    return;
+  }
+  current = {
+    id: h.id,
+    reason: null,
+    outBytes: 0,
+    outputLimit: h.outputLimit,
+    grace: h.grace,
+  };
+  Atomics.store(interrupt, 0, 0);
+  const msg = { t: "exec", id: h.id, code: h.code };
+  if (ready) worker.postMessage(msg);
+  else waiting = msg;
+  current.softTimer = setTimeout(() => stop("timeout"), h.timeout * 1000);
+}
+
+function onHost(header, payload) {
+  switch (header.t) {
+    case "exec":
+      if (typeof header.id === "number" && typeof header.code === "string" && typeof header.timeout === "number") {
+        return onExec(header);
+      }
+      break;
+    case "reply":
+      return onReply(header, payload);
+    case "interrupt":
+      return stop("interrupt");
+    case "shutdown":
+      Deno.exit(0);
+  }
+  send({ t: "error", message: `bad message from host: ${String(header.t).slice(0, 50)}` });
+}
+
+// --- boot ----------------------------------------------------------------------
+
+try {
+  snapshot = Deno.readFileSync(config.snapshot);
+} catch {
+  try {
+    snapshot = await makeSnapshot();
+  } catch (err) {
+    send({ t: "fatal", message: `could not boot Pyodide: ${err.message}` });
+    Deno.exit(1);
+  }
+  send({ t: "snapshot" }, snapshot);
+}
+start();
+await readFrames(onHost);
+Deno.exit(0);

@@ -1,0 +1,168 @@
+"""The runtime process and its stdio, in a blocking and an asyncio flavour.
+
+Both read frames (see `wire`) with a deadline: `recv` returns None when the
+deadline passes and raises `RuntimeDied` when the process is gone. A frame cut
+by a deadline is kept and finished on the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import subprocess
+import tempfile
+import time
+
+from . import wire
+
+
+class RuntimeDied(RuntimeError):
+    """The runtime process exited (or its pipes closed)."""
+
+
+class _Frames:
+    """Incremental frame parsing over a byte buffer (shared by both flavours)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.need: tuple[int, int] | None = None
+
+    def next(self) -> wire.Message | None:
+        if self.need is None:
+            if len(self.buf) < 8:
+                return None
+            self.need = wire.parse_prefix(bytes(self.buf[:8]))
+            del self.buf[:8]
+        hlen, plen = self.need
+        if len(self.buf) < hlen + plen:
+            return None
+        head, payload = bytes(self.buf[:hlen]), bytes(self.buf[hlen : hlen + plen])
+        del self.buf[: hlen + plen]
+        self.need = None
+        return wire.decode(head, payload)
+
+
+def _stderr_file():
+    # Deno's own diagnostics go to a file, not a pipe nobody drains.
+    return tempfile.TemporaryFile()
+
+
+def stderr_tail(f, n: int = 4000) -> str:
+    try:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - n))
+        return f.read().decode(errors="replace").strip()
+    except (OSError, ValueError):
+        return ""
+
+
+class Process:
+    """A runtime process driven with blocking I/O."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        self.stderr = _stderr_file()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        self._fd = self.proc.stdout.fileno()
+        self._frames = _Frames()
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            raise RuntimeDied(self.reason()) from None
+
+    def recv(self, deadline: float | None) -> wire.Message | None:
+        while True:
+            msg = self._frames.next()
+            if msg is not None:
+                return msg
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._fd], [], [], wait)
+            if not ready:
+                return None
+            chunk = os.read(self._fd, 1 << 20)
+            if not chunk:
+                raise RuntimeDied(self.reason())
+            self._frames.buf += chunk
+
+    def reason(self) -> str:
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        tail = stderr_tail(self.stderr)
+        return f"runtime exited (code {code})" + (f": {tail}" if tail else "")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+class AsyncProcess:
+    """A runtime process driven with asyncio."""
+
+    @classmethod
+    async def start(cls, cmd: list[str], env: dict[str, str]) -> AsyncProcess:
+        self = cls()
+        self.stderr = _stderr_file()
+        self.proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.stderr, env=env,
+            limit=1 << 20,
+        )
+        self._frames = _Frames()
+        return self
+
+    async def send(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            raise RuntimeDied(await self.reason()) from None
+
+    async def recv(self, deadline: float | None) -> wire.Message | None:
+        while True:
+            msg = self._frames.next()
+            if msg is not None:
+                return msg
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                chunk = await asyncio.wait_for(self.proc.stdout.read(1 << 20), wait)
+            except asyncio.TimeoutError:
+                return None
+            if not chunk:
+                raise RuntimeDied(await self.reason())
+            self._frames.buf += chunk
+
+    async def reason(self) -> str:
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), 1)
+        except asyncio.TimeoutError:
+            code = None
+        tail = stderr_tail(self.stderr)
+        return f"runtime exited (code {code})" + (f": {tail}" if tail else "")
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        await self.proc.wait()
+        self.stderr.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid

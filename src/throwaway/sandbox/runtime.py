@@ -1,0 +1,146 @@
+"""Where the runtime's pieces live, and how to set them up.
+
+Deno comes from the `deno` PyPI package. Pyodide comes from the npm registry,
+fetched once by Deno into the cache folder (`throwaway setup` does it ahead of
+time); after that nothing here needs a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PYODIDE_VERSION = "314.0.7"
+JS_DIR = Path(__file__).parent / "js"
+
+
+class SetupError(RuntimeError):
+    """The runtime could not be set up; the message says what to do."""
+
+
+def cache_root() -> Path:
+    """The cache folder: $THROWAWAY_CACHE, else $XDG_CACHE_HOME/throwaway."""
+    if env := os.environ.get("THROWAWAY_CACHE"):
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return (Path(base) / "throwaway").resolve()
+
+
+def deno_bin() -> Path:
+    """The Deno binary shipped by the `deno` package (or $THROWAWAY_DENO)."""
+    if env := os.environ.get("THROWAWAY_DENO"):
+        return Path(env)
+    try:
+        import deno
+    except ImportError:  # pragma: no cover - it is a hard dependency
+        raise SetupError("Deno is missing: run `pip install deno`.") from None
+    return Path(deno.find_deno_bin())
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The files one Deno runtime needs: Pyodide's assets and our JS program."""
+
+    pyodide_dir: Path
+    deno_dir: Path
+    cache: Path
+
+    @property
+    def lock_path(self) -> Path:
+        return self.pyodide_dir / "pyodide-lock.json"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.cache / "packages"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.cache / "snapshots"
+
+    def snapshot_path(self, preload: tuple[str, ...] = ()) -> Path:
+        """The memory snapshot's file, keyed by Pyodide version, our guest code
+        and the preloaded packages: a change to any of them makes a new one."""
+        h = hashlib.sha256()
+        h.update(PYODIDE_VERSION.encode())
+        for name in sorted(("worker.js", "guest.py")):
+            h.update((JS_DIR / name).read_bytes())
+        h.update(json.dumps(sorted(preload)).encode())
+        return self.snapshots_dir / f"pyodide-{PYODIDE_VERSION}-{h.hexdigest()[:16]}.snap"
+
+
+def ensure_runtime(cache: Path | None = None) -> Runtime:
+    """Return the runtime, fetching Pyodide from the npm registry if it is not cached."""
+    cache = cache or cache_root()
+    home = cache / "pyodide" / PYODIDE_VERSION
+    deno_dir = cache / "deno"
+    pyodide_dir = home / "node_modules" / "pyodide"
+    if not (pyodide_dir / "pyodide.asm.wasm").exists():
+        _install_pyodide(home, deno_dir)
+    return Runtime(pyodide_dir=pyodide_dir.resolve(), deno_dir=deno_dir, cache=cache)
+
+
+def _install_pyodide(home: Path, deno_dir: Path) -> None:
+    # Install into a temporary folder, then rename: a half-finished download
+    # never looks like a usable runtime.
+    home.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".install-", dir=home.parent))
+    try:
+        (tmp / "package.json").write_text(json.dumps({"dependencies": {"pyodide": PYODIDE_VERSION}}))
+        proc = subprocess.run(
+            [str(deno_bin()), "install", "--quiet", "--node-modules-dir=auto"],
+            cwd=tmp,
+            env={**os.environ, "DENO_DIR": str(deno_dir), "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0 or not (tmp / "node_modules/pyodide/pyodide.asm.wasm").exists():
+            raise SetupError(
+                f"Could not fetch Pyodide {PYODIDE_VERSION} from the npm registry:\n"
+                f"{proc.stderr.strip()}\n"
+                "Check your network or npm registry settings (NPM_CONFIG_REGISTRY), "
+                "then run `throwaway setup` again."
+            )
+        if home.exists():
+            shutil.rmtree(home)
+        tmp.rename(home)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def deno_command(runtime: Runtime, *, memory_mb: int, config: dict) -> list[str]:
+    """The command line of one runtime process: no network, no env, no
+    processes, no writes; reads only Pyodide's assets, our JS and the package cache."""
+    readable = [runtime.pyodide_dir, JS_DIR.resolve(), runtime.packages_dir, runtime.snapshots_dir]
+    pages = max(memory_mb * 16, 256)  # wasm pages are 64 KiB
+    return [
+        str(deno_bin()),
+        "run",
+        "--quiet",
+        "--no-prompt",
+        "--no-config",
+        "--no-lock",
+        "--cached-only",
+        "--unstable-worker-options",
+        "--allow-read=" + ",".join(str(p) for p in readable),
+        f"--v8-flags=--wasm-max-mem-pages={pages},--max-old-space-size={max(memory_mb // 2, 256)}",
+        str(JS_DIR / "main.js"),
+        json.dumps(config),
+    ]
+
+
+def deno_env(runtime: Runtime) -> dict[str, str]:
+    """A clean environment: the host's variables (API keys!) never reach Deno."""
+    return {"DENO_DIR": str(runtime.deno_dir), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1", "PATH": os.defpath}
+
+
+def python_executable() -> str:
+    return sys.executable

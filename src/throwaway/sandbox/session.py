@@ -1,0 +1,211 @@
+"""One sandbox's logic, written once for both the sync and the async face.
+
+The flows here are generators that yield operations (`Spawn`, `Send`, `Recv`,
+`Call`) and receive their results; `Sandbox` and `AsyncSandbox` drive them
+with blocking or asyncio I/O. So the protocol, the limits and the error
+handling exist in one place only, as in a sans-IO library.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import tempfile
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import wire
+from .bridge import HostCalls, encode_reply
+from .limits import Limits
+from .process import RuntimeDied
+from .result import ExecResult, GuestError, parse_guest_result
+from .runtime import Runtime, deno_command, deno_env
+
+OutputCallback = Callable[[str, str], None]
+BOOT_TIMEOUT = 180.0  # a first boot also makes the memory snapshot
+BACKSTOP = 15.0  # past deadline + grace, the host stops waiting for the runtime
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the guest code); the message says why."""
+
+
+@dataclass
+class Spawn:
+    cmd: list[str]
+    env: dict[str, str]
+
+
+@dataclass
+class Send:
+    frame: bytes
+
+
+@dataclass
+class Recv:
+    deadline: float | None
+
+
+@dataclass
+class Call:
+    """Run a host handler; the driver sends back a `Reply`-able result or raises."""
+
+    calls: HostCalls
+    name: str
+    args: str
+    data: bytes
+
+
+Flow = Generator[Any, Any, Any]
+
+
+class Session:
+    """The state of one sandbox: its runtime, limits, handlers and cell count."""
+
+    def __init__(self, runtime: Runtime, limits: Limits, calls: HostCalls, preload: tuple[str, ...] = ()) -> None:
+        self.runtime = runtime
+        self.limits = limits
+        self.calls = calls
+        self.preload = preload
+        self.cell = 0
+        self.boots = 0
+        self.warnings: list[str] = []
+
+    def boot(self) -> Flow:
+        """Start the runtime process and wait until Pyodide is ready."""
+        snap = self.runtime.snapshot_path(self.preload)
+        snap.parent.mkdir(parents=True, exist_ok=True)
+        self.runtime.packages_dir.mkdir(parents=True, exist_ok=True)
+        index = str(self.runtime.pyodide_dir) + "/"
+        config = {
+            "snapshot": str(snap),
+            "indexURL": index,
+            "preload": list(self.preload),
+            "read": [str(self.runtime.pyodide_dir), str(Path(__file__).parent / "js"), str(self.runtime.packages_dir)],
+        }
+        yield Spawn(deno_command(self.runtime, memory_mb=self.limits.memory_mb, config=config), deno_env(self.runtime))
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while True:
+            msg = yield Recv(deadline)
+            if msg is None:
+                raise SandboxError(f"the runtime did not start within {BOOT_TIMEOUT:.0f} s")
+            if msg.type == "snapshot" and self.boots == 0:
+                _write_atomic(snap, msg.payload)
+            elif msg.type == "ready":
+                self.boots += 1
+                return
+            elif msg.type == "fatal":
+                raise SandboxError(f"the runtime failed to start: {msg.get('message', str, '')}")
+
+    def exec(self, code: str, timeout: float | None, on_output: OutputCallback | None) -> Flow:
+        """Run one cell; returns its ExecResult. Never raises for guest faults."""
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, not {type(code).__name__}")
+        timeout = self.limits.timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        self.cell += 1
+        cell = self.cell
+        started = time.monotonic()
+        out = _Output(on_output)
+        header = {
+            "t": "exec", "id": cell, "code": code, "timeout": timeout,
+            "grace": self.limits.grace, "outputLimit": self.limits.output_bytes,
+        }
+        backstop = started + timeout + self.limits.grace + BACKSTOP
+        try:
+            yield Send(wire.encode(header))
+            while True:
+                msg = yield Recv(backstop)
+                if msg is None:
+                    # The runtime itself stopped answering: replace it.
+                    yield from self._replace()
+                    return out.result(started, limit="timeout", restarted=True,
+                                      error=GuestError("TimeoutError", f"the runtime did not answer within {timeout} s"))
+                if msg.type == "out" and msg.header.get("id") == cell:
+                    out.add(msg.get("s", str), msg.payload)
+                elif msg.type == "call":
+                    yield from self._serve_call(msg)
+                elif msg.type == "result" and msg.header.get("id") == cell:
+                    return self._result(msg, out, started, timeout)
+                elif msg.type == "warn":
+                    self.warnings.append(msg.get("message", str, ""))
+        except RuntimeDied as died:
+            yield from self._replace()
+            limit = "memory" if "memory" in str(died).lower() else "crash"
+            return out.result(started, limit=limit, restarted=True,
+                              error=GuestError("SandboxCrashed", f"the runtime died and was replaced ({died})"))
+
+    def _serve_call(self, msg: wire.Message) -> Flow:
+        call_id = msg.get("id", int)
+        try:
+            result = yield Call(self.calls, msg.get("name", str, ""), msg.get("args", str, ""), msg.payload)
+            header, data = encode_reply(call_id, result)
+        except Exception as e:
+            header, data = encode_reply(call_id, error=e)
+        yield Send(wire.encode(header, data))
+
+    def _result(self, msg: wire.Message, out: _Output, started: float, timeout: float) -> ExecResult:
+        value, js, error = parse_guest_result(msg.get("r", str))
+        limit = msg.get("limit", str)
+        if limit not in (None, "timeout", "output", "interrupt"):
+            limit = None
+        restarted = msg.get("restarted", bool, False)
+        killed = msg.get("killed", str)
+        if killed == "crash":
+            limit = "crash"
+        if error is not None and error.type == "MemoryError":
+            limit = "memory"
+        if restarted and error is None:
+            why = {"timeout": f"the cell ran past its {timeout} s deadline and did not stop when interrupted",
+                   "output": "the cell went on writing past the output limit",
+                   "crash": f"the worker died: {msg.get('message', str, '')}"}.get(limit or "", "the worker was replaced")
+            error = GuestError("TimeoutError" if limit == "timeout" else "SandboxRestarted",
+                               why + "; the worker was replaced and the cell's globals are gone")
+        elif limit == "timeout" and error is not None and error.type == "KeyboardInterrupt":
+            error = GuestError("TimeoutError", f"the cell ran past its {timeout} s deadline and was interrupted",
+                               error.traceback)
+        elif limit == "output" and error is not None and error.type == "KeyboardInterrupt":
+            error = GuestError("OutputLimitExceeded",
+                               f"the cell wrote more than {self.limits.output_bytes} bytes and was stopped", error.traceback)
+        return out.result(started, value=value, json=js, error=error, limit=limit, restarted=restarted)
+
+    def _replace(self) -> Flow:
+        yield from self.boot()  # Spawn kills the old process first
+
+
+class _Output:
+    """Collects a cell's stdout/stderr, decoding UTF-8 across chunk borders."""
+
+    def __init__(self, callback: OutputCallback | None) -> None:
+        self.callback = callback
+        self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self.decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in self.parts}
+
+    def add(self, stream: str | None, data: bytes) -> None:
+        if stream not in self.parts:
+            return
+        text = self.decoders[stream].decode(data)
+        if text:
+            self.parts[stream].append(text)
+            if self.callback is not None:
+                self.callback(stream, text)
+
+    def result(self, started: float, **fields: Any) -> ExecResult:
+        for s, d in self.decoders.items():
+            if tail := d.decode(b"", final=True):
+                self.parts[s].append(tail)
+        return ExecResult(
+            stdout="".join(self.parts["stdout"]), stderr="".join(self.parts["stderr"]),
+            duration=time.monotonic() - started, **fields,
+        )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snap-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
