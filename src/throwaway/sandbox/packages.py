@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin, urlparse
 
 __all__ = ["PackageError", "PackageGateway", "Wheel"]
@@ -123,14 +123,16 @@ class PackageGateway:
             mirror = _mirror_folder(base_url)
             self._base_url = mirror.as_uri() + "/"
             if (mirror / "pyodide-lock.json").is_file():
-                packages.update(_load_lock(mirror / "pyodide-lock.json")[0])
+                mirror_packages, mirror_info, _ = _load_lock(mirror / "pyodide-lock.json")
+                packages.update(mirror_packages)
+                info = {**mirror_info, **info}  # the given lock describes the runtime
         self._packages = packages
         self._providers = {
             imported: name for name, entry in packages.items() for imported in entry.get("imports", ())
         }
         self._info = info
-        self._allow = None if allow is None else _name_set(allow)
-        self._deny = _name_set(deny)
+        self._allow = None if allow is None else {_normalize(name) for name in _strings(allow)}
+        self._deny = {_normalize(name) for name in _strings(deny)}
         self._pypi = pypi
         self._offline = offline
         self._resolutions = _Resolutions(self.cache_dir / "pypi" / "resolutions.json")
@@ -151,7 +153,7 @@ class PackageGateway:
         library, or already installed.
         """
         found: dict[str, None] = {}
-        for imported in import_names:
+        for imported in _strings(import_names):
             name = self._providers.get(imported.partition(".")[0])
             if name is not None:
                 found[name] = None
@@ -172,7 +174,7 @@ class PackageGateway:
                 visit(_normalize(dependency), name)
             order[name] = None
 
-        for name in names:
+        for name in _strings(names):
             visit(_normalize(name), None)
         return list(order)
 
@@ -203,7 +205,7 @@ class PackageGateway:
                 "PyPI packages are turned off for this sandbox (pypi=False); "
                 "use packages from the Pyodide lock, or pass pypi=True"
             )
-        parsed = [_parse_requirement(text) for text in requirements]
+        parsed = [_parse_requirement(text) for text in _strings(requirements)]
         for name, _ in parsed:
             self._check_allowed(name)
         from_lock = [name for name, canonical in parsed if canonical == name and name in self._packages]
@@ -248,19 +250,24 @@ class PackageGateway:
         if not _is_cached(path, sha256):
             url = self._lock_file_url(name, entry["file_name"])
             path.parent.mkdir(parents=True, exist_ok=True)
-            _download(url, path, sha256, f"'{name}'")
+            _download(url, path, sha256, name)
         return Wheel(name, entry["version"], path, sha256, "pyodide")
 
-    def _lock_file_url(self, name: str, file_name: str) -> str:
+    def _source_url(self, file_name: str) -> str | None:
+        """Where a lock file lives (None: unknown, the lock has no version and no base_url was given)."""
         if urlparse(file_name).scheme:  # the lock may name a file by its full URL
-            url = file_name
-        elif self._base_url is None:
+            return file_name
+        if self._base_url is None:
+            return None
+        return urljoin(self._base_url, quote(file_name))
+
+    def _lock_file_url(self, name: str, file_name: str) -> str:
+        url = self._source_url(file_name)
+        if url is None:
             raise PackageError(
                 f"cannot tell where to download '{name}' from: the lock does not say its Pyodide "
                 "version; pass base_url= (the Pyodide CDN folder, or base_url=/path/to/mirror)"
             )
-        else:
-            url = urljoin(self._base_url, quote(file_name))
         if self._offline and urlparse(url).scheme in ("http", "https"):
             raise PackageError(
                 f"offline, and '{name}' is not in the package cache {self.cache_dir}; "
@@ -271,8 +278,8 @@ class PackageGateway:
     # -- the PyPI side ------------------------------------------------------
 
     def _pypi_wheels(self, requirements: list[str]) -> list[Wheel]:
-        platform = self._platform()
-        record = self._resolutions.get(platform["tag"], requirements)
+        guest = self._guest()
+        record = self._resolutions.get(guest.tag, requirements)
         if record is not None:
             wheels = self._wheels_from_record(record, requirements)
             if wheels is not None:
@@ -282,38 +289,39 @@ class PackageGateway:
                 f"offline, and {' '.join(requirements)} was never fetched into the package "
                 f"cache {self.cache_dir}; {_SETUP_HINT.format(name=' '.join(requirements))}"
             )
-        return self._download_with_pip(requirements, platform)
+        return self._download_with_pip(requirements, guest)
 
     def _wheels_from_record(self, record: dict[str, Any], requirements: list[str]) -> list[Wheel] | None:
         """The recorded wheels, or None if a file has gone missing or changed."""
+        for name in [*record["pyodide"], *(item["name"] for item in record["pypi"])]:
+            self._check_allowed(name, " ".join(requirements))
         pypi = []
         for item in record["pypi"]:
-            self._check_allowed(item["name"], " ".join(requirements))
             path = self.cache_dir / "pypi" / item["file"]
             if not _is_cached(path, item["sha256"]):
                 return None
             pypi.append(Wheel(item["name"], item["version"], path, item["sha256"], "pypi"))
         return self.fetch_pyodide(record["pyodide"]) + pypi
 
-    def _download_with_pip(self, requirements: list[str], platform: dict[str, str]) -> list[Wheel]:
+    def _download_with_pip(self, requirements: list[str], guest: _Guest) -> list[Wheel]:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".pip-") as tmp:
             work = Path(tmp)
             self._write_lock_links(work / "pyodide-links.html", work / "pyodide-pins.txt")
-            _run_pip(requirements, platform, work)
+            _run_pip(requirements, guest, work)
             files = sorted((work / "wheels").glob("*.whl"))
             names = [_wheel_name_version(file.name) for file in files]
             for name, _ in names:
                 self._check_allowed(name, " ".join(requirements))
             from_lock, pypi = [], []
-            for file, (name, version) in zip(files, names):
+            for file, (name, version) in zip(files, names, strict=True):
                 if name in self._packages:
                     self._adopt_lock_wheel(name, file)
                     from_lock.append(name)
                 else:
                     pypi.append(_move_into_cache(file, self.cache_dir / "pypi", name, version))
             wheels = self.fetch_pyodide(from_lock) + pypi
-        self._resolutions.add(platform["tag"], requirements, from_lock, pypi)
+        self._resolutions.add(guest.tag, requirements, from_lock, pypi)
         return wheels
 
     def _write_lock_links(self, links: Path, pins: Path) -> None:
@@ -330,17 +338,17 @@ class PackageGateway:
             if entry.get("package_type", "package") != "package" or not entry["file_name"].endswith(".whl"):
                 continue
             pinned.append(f"{name}=={entry['version']}\n")
+            sha256 = entry["sha256"].lower()
             cached = self.cache_dir / "pyodide" / _cache_file_name(name, entry["file_name"])
-            if _is_cached(cached, entry["sha256"].lower()):
-                href = cached.absolute().as_uri()
-            elif self._base_url is not None or urlparse(entry["file_name"]).scheme:
-                href = urljoin(self._base_url or "", quote(entry["file_name"], safe=":/"))
-            else:
-                continue
-            anchors.append(
-                f'<a href="{html.escape(href)}#sha256={entry["sha256"].lower()}">'
-                f"{html.escape(entry['file_name'])}</a>\n"
+            href = (
+                cached.absolute().as_uri()
+                if _is_cached(cached, sha256)
+                else self._source_url(entry["file_name"])
             )
+            if href is not None:
+                anchors.append(
+                    f'<a href="{html.escape(href)}#sha256={sha256}">{html.escape(entry["file_name"])}</a>\n'
+                )
         links.write_text("<html><body>\n" + "".join(anchors) + "</body></html>\n")
         pins.write_text("".join(pinned))
 
@@ -348,24 +356,47 @@ class PackageGateway:
         """Keep a lock wheel pip just downloaded, if it is the lock's very file."""
         entry = self._packages[name]
         sha256 = entry["sha256"].lower()
-        if _cache_file_name(name, entry["file_name"]) != file.name or _sha256_of(file) != sha256:
+        if _cache_file_name(name, entry["file_name"]) != file.name or _hash_file(file) != sha256:
             return  # e.g. PyPI's own build of a pure-Python lock package: fetch_pyodide gets the lock's
         target = self.cache_dir / "pyodide" / file.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(file, target)
         _remember(target, sha256)
 
-    def _platform(self) -> dict[str, str]:
-        """pip's view of the guest: platform tag, Python version, ABI (from the lock's info)."""
+    def _guest(self) -> _Guest:
+        """The guest as pip must see it, from the lock's info (python, abi_version, arch, platform)."""
+        info = self._info
         try:
-            major, minor = self._info["python"].split(".")[:2]
-            tag = f"pyemscripten_{self._info['abi_version']}_{self._info['arch']}"
+            python = info["python"]
+            major, minor = python.split(".")[:2]
+            tag = f"pyemscripten_{info['abi_version']}_{info['arch']}"
         except (KeyError, ValueError, AttributeError):
             raise PackageError(
                 "the Pyodide lock's info lacks python, abi_version or arch, so the guest's platform "
                 "is unknown; use the pyodide-lock.json that came with this Pyodide version"
             ) from None
-        return {"tag": tag, "python": f"{major}.{minor}", "abi": f"cp{major}{minor}"}
+        markers = {  # what packaging's default_environment() answers inside Pyodide
+            "implementation_name": "cpython",
+            "implementation_version": python,
+            "os_name": "posix",
+            "platform_machine": info["arch"],
+            "platform_python_implementation": "CPython",
+            "platform_release": info.get("platform", "").removeprefix("emscripten_").replace("_", "."),
+            "platform_system": "Emscripten",
+            "platform_version": "#1",
+            "python_full_version": python,
+            "python_version": f"{major}.{minor}",
+            "sys_platform": "emscripten",
+        }
+        return _Guest(tag, f"{major}.{minor}", f"cp{major}{minor}", markers)
+
+
+@dataclass(frozen=True)
+class _Guest:
+    tag: str  # the wheel platform tag, e.g. pyemscripten_2026_0_wasm32
+    python_version: str  # "3.14"
+    abi: str  # "cp314"
+    markers: dict[str, str]  # the environment markers of Requires-Dist lines
 
 
 class _Resolutions:
@@ -386,8 +417,7 @@ class _Resolutions:
         resolutions[self._key(platform, requirements)] = {
             "pyodide": pyodide,
             "pypi": [
-                {"file": w.path.name, "name": w.name, "version": w.version, "sha256": w.sha256}
-                for w in pypi
+                {"file": w.path.name, "name": w.name, "version": w.version, "sha256": w.sha256} for w in pypi
             ],
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -411,18 +441,37 @@ class _Resolutions:
 # -- pip ----------------------------------------------------------------------
 
 
-def _run_pip(requirements: list[str], platform: dict[str, str], work: Path) -> None:
+# pip evaluates dependency markers (python_version, sys_platform, ...) for the
+# host even with --platform and --python-version, so a Linux host on Python
+# 3.11 would pull Linux-only or pre-3.12 dependencies and miss the guest's.
+# This runs pip's own entry point with the markers describing the guest; a pip
+# whose internals moved still runs, with host markers.
+_PIP_FOR_GUEST = """
+import json, sys
+guest = json.loads(sys.argv.pop(1))
+try:
+    from pip._vendor.packaging import markers
+    host = markers.default_environment
+    markers.default_environment = lambda: {**host(), **guest}
+except (ImportError, AttributeError):
+    pass
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _run_pip(requirements: list[str], guest: _Guest, work: Path) -> None:
     """`pip download` wheels for the guest into work/wheels; PackageError with pip's reason."""
     command = [
-        sys.executable, "-m", "pip", "download",
+        sys.executable, "-c", _PIP_FOR_GUEST, json.dumps(guest.markers), "download",
         # Wheels only: the host cannot build for the guest. With --platform,
         # pip accepts exactly the tags for that platform plus the pure-Python
         # `py3-none-any` family, so manylinux and macOS wheels are refused.
         "--only-binary=:all:",
-        "--platform", platform["tag"],
-        "--python-version", platform["python"],
+        "--platform", guest.tag,
+        "--python-version", guest.python_version,
         "--implementation", "cp",
-        "--abi", platform["abi"],
+        "--abi", guest.abi,
         "--find-links", str(work / "pyodide-links.html"),
         "--constraint", str(work / "pyodide-pins.txt"),
         "--dest", str(work / "wheels"),
@@ -444,33 +493,40 @@ def _run_pip(requirements: list[str], platform: dict[str, str], work: Path) -> N
             f"check your network and pip's index settings, or {_SETUP_HINT.format(name=requirements[0])}"
         ) from None
     if result.returncode != 0:
-        raise PackageError(_pip_failure(requirements, platform, result.stderr))
+        raise PackageError(_pip_failure(requirements, guest, result.stderr))
 
 
-def _pip_failure(requirements: list[str], platform: dict[str, str], stderr: str) -> str:
+def _pip_failure(requirements: list[str], guest: _Guest, stderr: str) -> str:
     wanted = " ".join(requirements)
-    if "No module named pip" in stderr:
+    if "No module named 'pip" in stderr:
         return (
             f"cannot fetch {wanted} from PyPI: pip is not installed in {sys.executable}; "
             "install it (python -m ensurepip) or use packages from the Pyodide lock"
         )
-    reason = "; ".join(
-        line.strip().removeprefix("ERROR: ")
-        for line in stderr.splitlines()
-        if line.startswith("ERROR:") or " depends on " in line
-    ) or stderr.strip()[-500:]
-    if "connection broken" in stderr or "NewConnectionError" in stderr or "Max retries exceeded" in stderr:
+    if any(sign in stderr for sign in ("connection broken", "NewConnectionError", "Max retries exceeded")):
         advice = (
-            "the package index could not be reached: check your network and pip's index settings "
-            f"(`pip config list`), or {_SETUP_HINT.format(name=requirements[0])}"
+            "a server could not be reached (pip's package index, or the Pyodide base URL for a "
+            "dependency from the lock): check your network, pip's index settings (`pip config list`) "
+            f"and base_url= (a mirror folder works offline), or {_SETUP_HINT.format(name=requirements[0])}"
         )
     else:
         advice = (
             "the guest can only use pure-Python wheels (py3-none-any) or wheels built for "
-            f"{platform['tag']} (Python {platform['python']}); check the name and version, "
+            f"{guest.tag} (Python {guest.python_version}); check the name and version, "
             "or use a package from the Pyodide lock"
         )
-    return f"pip could not get {wanted} for the guest: {reason}. {advice}"
+    return f"pip could not get {wanted} for the guest: {_pip_reason(stderr)}. {advice}"
+
+
+def _pip_reason(stderr: str) -> str:
+    """pip's own explanation: its ERROR lines (and conflict causes), or a crash's last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if "Traceback (most recent call last):" in stderr:
+        return lines[-1][:500]
+    reason = "; ".join(
+        line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:") or " depends on " in line
+    )
+    return reason or (lines[-1][:500] if lines else "pip gave no reason")
 
 
 # -- files and downloads --------------------------------------------------------
@@ -489,11 +545,16 @@ def _sha256_of(path: Path) -> str | None:
     known = _VERIFIED.get(path.absolute())
     if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
         return known[2]
+    digest = _hash_file(path)
+    _VERIFIED[path.absolute()] = (stat.st_size, stat.st_mtime_ns, digest)
+    return digest
+
+
+def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-    _VERIFIED[path.absolute()] = (stat.st_size, stat.st_mtime_ns, digest.hexdigest())
     return digest.hexdigest()
 
 
@@ -514,15 +575,15 @@ def _is_cached(path: Path, sha256: str) -> bool:
     return True
 
 
-def _download(url: str, dest: Path, sha256: str, label: str) -> None:
-    """Copy url (http, https or file) to dest atomically, if its sha256 matches."""
+def _download(url: str, dest: Path, sha256: str, name: str) -> None:
+    """Copy package name's file from url (http, https or file) to dest atomically, if its sha256 matches."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _copy_url(url, out, label)
+            digest = _copy_url(url, out, name)
         if digest != sha256:
             raise PackageError(
-                f"sha256 mismatch for {label} from {url}: the lock says {sha256}, the file has "
+                f"sha256 mismatch for '{name}' from {url}: the lock says {sha256}, the file has "
                 f"{digest}; the file was deleted. The mirror is damaged or does not belong to "
                 "this Pyodide version: refresh it, or use the lock that came with it"
             )
@@ -532,7 +593,7 @@ def _download(url: str, dest: Path, sha256: str, label: str) -> None:
     _remember(dest, sha256)
 
 
-def _copy_url(url: str, out: Any, label: str) -> str:
+def _copy_url(url: str, out: BinaryIO, name: str) -> str:
     """Stream url into out; return the sha256 of what was copied."""
     digest = hashlib.sha256()
     try:
@@ -542,27 +603,26 @@ def _copy_url(url: str, out: Any, label: str) -> str:
                 out.write(chunk)
     except urllib.error.HTTPError as e:
         raise PackageError(
-            f"{url} answered HTTP {e.code} {e.reason} for {label}; check base_url= "
+            f"{url} answered HTTP {e.code} {e.reason} for '{name}'; check base_url= "
             "(it must be the folder of this Pyodide version's files), or pass base_url=/path/to/mirror"
         ) from None
     except (urllib.error.URLError, OSError) as e:
         if url.startswith("file:"):
             raise PackageError(
-                f"{label} is missing from the mirror folder ({url}): "
+                f"'{name}' is missing from the mirror folder ({url}): "
                 "add the file to the mirror, or pass base_url= a complete mirror"
             ) from None
         reason = getattr(e, "reason", e)
         raise PackageError(
-            f"cannot download {label}: {url} is unreachable ({reason}); pass a mirror folder "
-            f"(base_url=/path/to/mirror), or use a warm package cache ({_SETUP_HINT.format(name=label.strip(chr(39)))})"
+            f"cannot download '{name}': {url} is unreachable ({reason}); pass a mirror folder "
+            f"(base_url=/path/to/mirror), or use a warm package cache ({_SETUP_HINT.format(name=name)})"
         ) from None
     return digest.hexdigest()
 
 
 def _move_into_cache(file: Path, folder: Path, name: str, version: str) -> Wheel:
     folder.mkdir(parents=True, exist_ok=True)
-    sha256 = _sha256_of(file)
-    assert sha256 is not None
+    sha256 = _hash_file(file)
     target = folder / file.name
     os.replace(file, target)
     _remember(target, sha256)
@@ -577,10 +637,9 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _name_set(names: Iterable[str]) -> set[str]:
-    if isinstance(names, str):  # allow="numpy" means one name, not its letters
-        names = [names]
-    return {_normalize(name) for name in names}
+def _strings(values: Iterable[str]) -> list[str]:
+    """The values as a list; a lone string is one value (allow="numpy" is not n, u, m, p, y)."""
+    return [values] if isinstance(values, str) else list(values)
 
 
 def _parse_requirement(text: str) -> tuple[str, str]:
@@ -628,9 +687,7 @@ def _load_lock(lock: str | os.PathLike[str] | dict[str, Any]) -> tuple[dict[str,
             ) from None
     packages = lock.get("packages") if isinstance(lock, dict) else None
     if not isinstance(packages, dict):
-        raise PackageError(
-            f"{path or 'the lock'} has no 'packages' table: pass a pyodide-lock.json"
-        )
+        raise PackageError(f"{path or 'the lock'} has no 'packages' table: pass a pyodide-lock.json")
     return {_normalize(key): entry for key, entry in packages.items()}, dict(lock.get("info", {})), path
 
 
@@ -648,7 +705,9 @@ def _default_base_url(info: dict[str, Any], lock_path: Path | None) -> str | Non
 
 def _mirror_folder(base_url: str | os.PathLike[str]) -> Path:
     text = os.fspath(base_url)
-    folder = Path(urllib.request.url2pathname(urlparse(text).path)) if text.startswith("file:") else Path(text)
+    folder = (
+        Path(urllib.request.url2pathname(urlparse(text).path)) if text.startswith("file:") else Path(text)
+    )
     if not folder.is_dir():
         raise PackageError(
             f"the mirror folder {folder} does not exist; pass base_url= an existing folder with "

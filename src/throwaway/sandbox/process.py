@@ -65,12 +65,14 @@ class Process:
         self.stderr = _stderr_file()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         self._fd = self.proc.stdout.fileno()
+        self._in = self.proc.stdin.fileno()
         self._frames = _Frames()
 
     def send(self, data: bytes) -> None:
         try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._in, view) :]
         except (BrokenPipeError, ValueError, OSError):
             raise RuntimeDied(self.reason()) from None
 

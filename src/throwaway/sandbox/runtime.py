@@ -69,7 +69,7 @@ class Runtime:
         and the preloaded packages: a change to any of them makes a new one."""
         h = hashlib.sha256()
         h.update(PYODIDE_VERSION.encode())
-        for name in sorted(("worker.js", "guest.py")):
+        for name in ("worker.js", "channel.js", "guest.py"):
             h.update((JS_DIR / name).read_bytes())
         h.update(json.dumps(sorted(preload)).encode())
         return self.snapshots_dir / f"pyodide-{PYODIDE_VERSION}-{h.hexdigest()[:16]}.snap"

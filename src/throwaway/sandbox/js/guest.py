@@ -17,7 +17,7 @@ import types
 import zipfile
 from inspect import CO_COROUTINE
 
-from _pyodide._base import CodeRunner, find_imports
+from _pyodide._base import find_imports
 
 NAMESPACE = {"__name__": "__main__", "__builtins__": builtins}
 MAX_REPR = 100_000
@@ -65,6 +65,8 @@ _installed = set()
 
 
 def _missing_imports(code):
+    if "import" not in code:
+        return []
     try:
         names = find_imports(code)
     except SyntaxError:
@@ -234,11 +236,36 @@ def _flush():
             pass
 
 
-async def _run_async(runner, missing):
+FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+def _compile(code, filename):
+    """Compile a cell into its body and, if it ends in an expression, that
+    expression (so its value can be returned, as in Jupyter; a trailing `;`
+    keeps it quiet)."""
+    tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST | FLAGS)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
+        last = compile(ast.Expression(tree.body.pop().value), filename, "eval", FLAGS)
+    return compile(tree, filename, "exec", FLAGS), last
+
+
+def _is_async(code):
+    return code is not None and code.co_flags & CO_COROUTINE
+
+
+async def _run_async(body, last, missing):
     try:
         if missing:
             await _ensure_imports(missing)
-        value = await runner.run_async(NAMESPACE)
+        value = eval(body, NAMESPACE)
+        if _is_async(body):
+            await value
+        value = None
+        if last is not None:
+            value = eval(last, NAMESPACE)
+            if _is_async(last):
+                value = await value
     except BaseException as e:
         _flush()
         return _error(e)
@@ -251,16 +278,15 @@ def run_cell(code, cell_id):
     filename = f"<cell {cell_id}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
-        runner = CodeRunner(
-            code, filename=filename, flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, return_mode="last_expr"
-        ).compile()
+        body, last = _compile(code, filename)
     except BaseException as e:
         return _error(e)
     missing = _missing_imports(code)
-    if missing or (runner.code is not None and runner.code.co_flags & CO_COROUTINE):
-        return _run_async(runner, missing)
+    if missing or _is_async(body) or _is_async(last):
+        return _run_async(body, last, missing)
     try:
-        value = runner.run(NAMESPACE)
+        exec(body, NAMESPACE)
+        value = eval(last, NAMESPACE) if last is not None else None
     except BaseException as e:
         _flush()
         return _error(e)

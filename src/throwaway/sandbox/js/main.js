@@ -5,10 +5,11 @@
 // Messages from the worker are untrusted (guest code can post anything through
 // `js.postMessage`): each is checked before anything acts on it.
 
+import { createChannel, DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
+
 const config = JSON.parse(Deno.args[0]);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const MAX_CALL_ARGS = 64 * 1024 * 1024;
 const WORKER_PERMISSIONS = {
   read: config.read,
   write: false,
@@ -47,7 +48,7 @@ function send(header, payload) {
 }
 
 async function readFrames(onFrame) {
-  const reader = Deno.stdin.readable.getReader();
+  const buffer = new Uint8Array(1 << 20);
   let chunks = [];
   let size = 0;
   const take = (n) => {
@@ -66,10 +67,10 @@ async function readFrames(onFrame) {
   };
   let need = null; // [headLen, payloadLen] once a prefix is read
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    chunks.push(value);
-    size += value.length;
+    const n = await Deno.stdin.read(buffer);
+    if (n === null) return;
+    chunks.push(buffer.slice(0, n));
+    size += n;
     for (;;) {
       if (need === null) {
         if (size < 8) break;
@@ -96,11 +97,10 @@ async function readFrames(onFrame) {
 // --- the worker --------------------------------------------------------------
 
 const interrupt = new Uint8Array(new SharedArrayBuffer(1));
-const ctl = new Int32Array(new SharedArrayBuffer(12));
-const mailbox = new SharedArrayBuffer(1 << 20, { maxByteLength: 1 << 30 });
 
 let snapshot = null;
 let worker = null;
+let ch = null; // the current worker's channel
 let ready = false;
 let current = null; // the exec under way: {id, reason, timers, outBytes, limit}
 let waiting = null; // an exec posted before the worker was ready
@@ -116,7 +116,6 @@ function spawn(init, onMessage) {
   });
   w.onmessage = (e) => {
     const m = e.data;
-    if (w !== worker && !init.make) return; // a message from a worker we killed
     if (m === null || typeof m !== "object" || typeof m.t !== "string") return;
     if (m.t === "alive") w.postMessage(init);
     else onMessage(m);
@@ -144,48 +143,78 @@ function makeSnapshot() {
 
 function start() {
   ready = false;
-  const init = {
-    t: "init",
-    snapshot,
-    indexURL: config.indexURL,
-    interrupt: interrupt.buffer,
-    ctl: ctl.buffer,
-    mailbox,
-  };
-  const w = spawn(init, (m) => onWorker(m));
+  ch = createChannel();
+  const init = { t: "init", snapshot, indexURL: config.indexURL, interrupt: interrupt.buffer, channel: ch };
+  const w = spawn(init, (m) => {
+    // Over postMessage only boot messages count, and only from this worker.
+    if (w !== worker) return;
+    if (m.t === "ready" && !ready) onReady();
+    else if (m.t === "booterror" && !ready) send({ t: "fatal", message: String(m.message).slice(0, 10000) });
+  });
   worker = w;
+  listen(w, ch);
 }
 
-function onWorker(m) {
+// Take the worker's messages from the shared channel as they come.
+async function listen(w, c) {
+  const { ctl } = c;
+  for (;;) {
+    const r = Atomics.waitAsync(ctl, UP, 0);
+    if (r.async) await r.value;
+    if (w !== worker || Atomics.load(ctl, DEAD)) return;
+    const view = new Uint8Array(c.up);
+    const headLen = ctl[UP_HEAD];
+    const dataLen = ctl[UP_DATA];
+    let header = null;
+    try {
+      header = JSON.parse(decoder.decode(view.slice(0, headLen)));
+    } catch {
+      header = null;
+    }
+    const payload = view.slice(headLen, headLen + dataLen);
+    Atomics.store(ctl, UP, 0);
+    Atomics.notify(ctl, UP);
+    if (header !== null && typeof header === "object") onWorker(header, payload);
+  }
+}
+
+function onReady() {
+  ready = true;
+  if (firstBoot) {
+    firstBoot = false;
+    send({ t: "ready" });
+  }
+  if (waiting) {
+    command(waiting);
+    waiting = null;
+  }
+}
+
+function command(msg) {
+  const { ctl } = ch;
+  const bytes = encoder.encode(JSON.stringify(msg));
+  put(ch.down, bytes, null);
+  ctl[DOWN_LEN] = bytes.length;
+  Atomics.add(ctl, DOWN, 1);
+  Atomics.notify(ctl, DOWN);
+}
+
+function onWorker(m, payload) {
   switch (m.t) {
-    case "ready":
-      ready = true;
-      if (firstBoot) {
-        firstBoot = false;
-        send({ t: "ready" });
-      }
-      if (waiting) {
-        worker.postMessage(waiting);
-        waiting = null;
-      }
-      return;
-    case "booterror":
-      send({ t: "fatal", message: String(m.message).slice(0, 10000) });
-      return;
     case "out":
-      return onOutput(m);
+      return onOutput(m, payload);
     case "call":
-      return onCall(m);
+      return onCall(m, payload);
     case "result":
       return onResult(m);
   }
   // Anything else is ignored: the worker has no other business with us.
 }
 
-function onOutput(m) {
-  if (!current || (m.s !== "stdout" && m.s !== "stderr") || !(m.data instanceof Uint8Array)) return;
+function onOutput(m, payload) {
+  if (!current || (m.s !== "stdout" && m.s !== "stderr")) return;
   if (current.reason === "output") return;
-  let data = m.data;
+  let data = payload;
   const room = current.outputLimit - current.outBytes;
   if (data.length > room) {
     data = data.subarray(0, Math.max(room, 0));
@@ -195,13 +224,8 @@ function onOutput(m) {
   if (data.length) send({ t: "out", id: current.id, s: m.s }, data);
 }
 
-function onCall(m) {
-  const valid =
-    typeof m.name === "string" &&
-    m.name.length <= 200 &&
-    typeof m.args === "string" &&
-    m.args.length <= MAX_CALL_ARGS &&
-    (m.data === undefined || m.data instanceof Uint8Array);
+function onCall(m, payload) {
+  const valid = typeof m.name === "string" && m.name.length <= 200 && typeof m.args === "string";
   if (!valid || pendingCall) {
     // Only a worker that is not parked could post this: it is forged. Say so
     // to the host and leave the real call (if any) alone.
@@ -209,33 +233,23 @@ function onCall(m) {
     return;
   }
   pendingCall = { id: ++callSeq };
-  send({ t: "call", id: pendingCall.id, name: m.name, args: m.args }, m.data);
+  send({ t: "call", id: pendingCall.id, name: m.name, args: m.args }, payload);
 }
 
 function onReply(header, payload) {
   if (!pendingCall || header.id !== pendingCall.id) return; // stale: the worker was replaced
   pendingCall = null;
-  const head = encoder.encode(JSON.stringify({ ok: header.ok === true, value: header.value, error: header.error }));
-  const need = head.length + payload.length;
-  if (need > mailbox.byteLength) {
-    if (need > mailbox.maxByteLength) {
-      const msg = encoder.encode(JSON.stringify({ ok: false, error: { type: "ValueError", message: "host reply too large" } }));
-      new Uint8Array(mailbox).set(msg);
-      ctl[1] = msg.length;
-      ctl[2] = 0;
-      Atomics.store(ctl, 0, 1);
-      Atomics.notify(ctl, 0);
-      return;
-    }
-    mailbox.grow(need);
+  const { ctl } = ch;
+  let head = encoder.encode(JSON.stringify({ ok: header.ok === true, value: header.value, error: header.error }));
+  if (!put(ch.mailbox, head, payload)) {
+    head = encoder.encode(JSON.stringify({ ok: false, error: { type: "ValueError", message: "host reply too large" } }));
+    payload = new Uint8Array(0);
+    put(ch.mailbox, head, payload);
   }
-  const view = new Uint8Array(mailbox);
-  view.set(head, 0);
-  view.set(payload, head.length);
-  ctl[1] = head.length;
-  ctl[2] = payload.length;
-  Atomics.store(ctl, 0, 1);
-  Atomics.notify(ctl, 0);
+  ctl[REPLY_HEAD] = head.length;
+  ctl[REPLY_DATA] = payload.length;
+  Atomics.store(ctl, REPLY, 1);
+  Atomics.notify(ctl, REPLY);
 }
 
 function onResult(m) {
@@ -261,14 +275,23 @@ function stop(reason) {
 }
 
 function kill(reason) {
+  release();
   worker.terminate();
   pendingCall = null;
   if (current) finish({ r: null, restarted: true, killed: reason });
   start();
 }
 
+// Wake whatever waits on the old channel, so nothing is left hanging.
+function release() {
+  Atomics.store(ch.ctl, DEAD, 1);
+  for (const i of [UP, REPLY, DOWN]) Atomics.notify(ch.ctl, i);
+}
+
 function lost(message) {
   // The worker died by itself (out of memory in JS, a crash): replace it.
+  release();
+  worker.terminate();
   pendingCall = null;
   if (current) {
     current.reason = current.reason ?? "crash";
@@ -291,7 +314,7 @@ function onExec(h) {
   };
   Atomics.store(interrupt, 0, 0);
   const msg = { t: "exec", id: h.id, code: h.code };
-  if (ready) worker.postMessage(msg);
+  if (ready) command(msg);
   else waiting = msg;
   current.softTimer = setTimeout(() => stop("timeout"), h.timeout * 1000);
 }
@@ -307,6 +330,9 @@ function onHost(header, payload) {
       return onReply(header, payload);
     case "interrupt":
       return stop("interrupt");
+    case "ping":
+      send({ t: "pong" });
+      return;
     case "shutdown":
       Deno.exit(0);
   }

@@ -1,42 +1,94 @@
 // The Pyodide worker: guest Python runs here, with no Deno permissions but
 // read access to Pyodide's assets, this folder and the package cache.
 //
-// Everything in this worker is reachable from guest code (`import js`), so
-// nothing here is trusted by the main thread: it validates what we post.
+// Everything in this worker's global scope is reachable from guest code
+// (`import js`); what the main thread receives from here is checked there.
 
+import { DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
+
+const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 let py = null;
 let runCell = null;
-let ctl = null; // Int32Array on a SharedArrayBuffer: [state, headLen, payloadLen]
-let mailbox = null; // SharedArrayBuffer (growable) holding a host reply
+let ch = null;
+
+// Hand a message to the main thread: wait until the previous one was taken,
+// write this one into the shared buffer, wake the main thread.
+function post(header, payload) {
+  const { ctl } = ch;
+  while (Atomics.load(ctl, UP) !== 0 && Atomics.load(ctl, DEAD) === 0) Atomics.wait(ctl, UP, 1, 1000);
+  let head = encoder.encode(JSON.stringify(header));
+  if (!put(ch.up, head, payload)) {
+    head = encoder.encode(JSON.stringify({ t: "out", s: "stderr" }));
+    payload = encoder.encode("[throwaway: a message too large to send was dropped]\n");
+    put(ch.up, head, payload);
+  }
+  ctl[UP_HEAD] = head.length;
+  ctl[UP_DATA] = payload ? payload.length : 0;
+  Atomics.store(ctl, UP, 1);
+  Atomics.notify(ctl, UP);
+}
 
 // A synchronous call to the host: post the request, then park this thread
-// until the main thread has written the reply into the mailbox.
+// until the main thread has put the reply into the mailbox.
 function hostCall(name, args, data) {
   let bytes;
   if (data !== undefined && data !== null) {
     bytes = data.toJs ? data.toJs() : new Uint8Array(data);
-    if (data.destroy) data.destroy();
+    data.destroy?.();
   }
-  Atomics.store(ctl, 0, 0);
-  postMessage({ t: "call", name, args, data: bytes }, bytes ? [bytes.buffer] : []);
-  Atomics.wait(ctl, 0, 0);
-  const headLen = ctl[1];
-  const payloadLen = ctl[2];
-  const view = new Uint8Array(mailbox);
+  const { ctl } = ch;
+  Atomics.store(ctl, REPLY, 0);
+  post({ t: "call", name, args }, bytes);
+  Atomics.wait(ctl, REPLY, 0);
+  const view = new Uint8Array(ch.mailbox);
+  const headLen = ctl[REPLY_HEAD];
   const head = decoder.decode(view.slice(0, headLen));
-  const payload = view.slice(headLen, headLen + payloadLen);
+  const payload = view.slice(headLen, headLen + ctl[REPLY_DATA]);
   return [head, payload];
 }
 
 function streamTo(stream) {
   return {
     write(buf) {
-      postMessage({ t: "out", s: stream, data: buf.slice() });
+      post({ t: "out", s: stream }, buf);
       return buf.length;
     },
     isatty: false,
   };
+}
+
+async function exec(m) {
+  let json;
+  try {
+    let r = runCell(m.code, m.id);
+    if (typeof r !== "string") {
+      const coro = r;
+      try {
+        r = await coro;
+      } finally {
+        coro.destroy?.();
+      }
+    }
+    json = r;
+  } catch (err) {
+    json = JSON.stringify({ error: { type: "RuntimeError", message: String(err?.message ?? err), traceback: "" } });
+  }
+  post({ t: "result", id: m.id, json });
+}
+
+// Wait for commands without blocking the thread, so that guest asyncio tasks
+// left running by a cell go on between cells.
+async function serve() {
+  const { ctl } = ch;
+  let seen = 0;
+  for (;;) {
+    const w = Atomics.waitAsync(ctl, DOWN, seen);
+    if (w.async) await w.value;
+    seen = Atomics.load(ctl, DOWN);
+    const m = JSON.parse(decoder.decode(new Uint8Array(ch.down).slice(0, ctl[DOWN_LEN])));
+    if (m.t === "exec") await exec(m);
+  }
 }
 
 async function init(m) {
@@ -57,41 +109,19 @@ async function init(m) {
     postMessage({ t: "snapshot", data: snapshot }, [snapshot.buffer]);
     return;
   }
-  ctl = new Int32Array(m.ctl);
-  mailbox = m.mailbox;
+  ch = m.channel;
   py.setInterruptBuffer(new Uint8Array(m.interrupt));
   py.setStdout(streamTo("stdout"));
   py.setStderr(streamTo("stderr"));
   py.registerJsModule("_throwaway_host", { call: hostCall });
   runCell = py.pyimport("_throwaway").run_cell;
   postMessage({ t: "ready" });
-}
-
-async function exec(m) {
-  let json;
-  try {
-    let r = runCell(m.code, m.id);
-    if (typeof r !== "string") {
-      const coro = r;
-      try {
-        r = await coro;
-      } finally {
-        coro.destroy?.();
-      }
-    }
-    json = r;
-  } catch (err) {
-    json = JSON.stringify({ error: { type: "RuntimeError", message: String(err?.message ?? err), traceback: "" } });
-  }
-  postMessage({ t: "result", id: m.id, json });
+  serve();
 }
 
 self.onmessage = (e) => {
-  const m = e.data;
-  if (m.t === "init") {
-    init(m).catch((err) => postMessage({ t: "booterror", message: String(err?.stack ?? err) }));
-  } else if (m.t === "exec") {
-    exec(m);
+  if (e.data?.t === "init" && py === null) {
+    init(e.data).catch((err) => postMessage({ t: "booterror", message: String(err?.stack ?? err) }));
   }
 };
 

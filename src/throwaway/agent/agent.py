@@ -1,0 +1,282 @@
+"""`Agent`: what a task runs with (file system, model, docs, skills, limits), and running tasks."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic_ai.models import Model
+
+from . import events
+from .library import DOCS_GUEST, SKILLS_GUEST, Library
+from .models import resolve_model
+from .prompts import Limits, system_prompt
+
+if TYPE_CHECKING:
+    from throwaway.fs import FileSystem
+    from throwaway.sandbox import Sandbox
+
+DEFAULT_MAX_STEPS = 20
+DEFAULT_CELL_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder mounted into the guest for one task (``--mount HOST:GUEST[:rw]``)."""
+
+    host: str
+    guest: str
+    writable: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Mount:
+        """Read ``HOST:GUEST`` or ``HOST:GUEST:rw`` (or ``:ro``)."""
+        host, sep, rest = text.partition(":")
+        guest, _, mode = rest.partition(":")
+        if not sep or not host or not guest.startswith("/") or mode not in ("", "ro", "rw"):
+            raise ValueError(f"expected HOST:GUEST[:rw] with an absolute GUEST path, got {text!r}")
+        return cls(str(Path(host).expanduser().resolve()), guest.rstrip("/") or "/", mode == "rw")
+
+
+@dataclass
+class TaskResult:
+    """How a task ended: its answer and the files it left in the output folder."""
+
+    task_id: str
+    status: str  # "done", or "max_steps" when it ran out of steps
+    answer: str
+    steps: int
+    artifacts: list[Path] = field(default_factory=list)
+    output_dir: Path | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        return cls(
+            task_id=data["task_id"],
+            status=data["status"],
+            answer=data.get("answer", ""),
+            steps=data.get("steps", 0),
+            artifacts=[Path(p) for p in data.get("artifacts", [])],
+            output_dir=Path(data["output_dir"]) if data.get("output_dir") else None,
+        )
+
+
+_agents: dict[str, Agent] = {}
+
+
+class Agent:
+    """An agent that solves tasks by writing throwaway Python, durably.
+
+    >>> agent = Agent(model="anthropic:claude-sonnet-4-5")
+    >>> @agent.fs.file("/network/current-ip", description="this machine's public IP")
+    ... def current_ip() -> str: ...
+    >>> result = agent.run("Make me a picture of my IP address")
+
+    Each task is durable: a process that dies mid-task resumes it with
+    `resume` (or ``throwaway resume ID``) at the step where it stopped. A task
+    records the agent's `name`; whatever process resumes it must define an
+    agent of that name first, as it must define the same DBOS workflows.
+
+    `fs` is the guest's file system (a `FileSystem`, or a function returning a
+    new one for each task); `docs` and `skills` are host folders mounted
+    read-only at /docs and /skills; `model` is a model name (see
+    `throwaway.agent.models`) or a pydantic-ai `Model`; `describe_model`
+    answers `describe` (default: `model`); `instructions` are appended to the
+    system prompt.
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        fs: FileSystem | Callable[[], FileSystem] | None = None,
+        model: str | Model | None = None,
+        describe_model: str | Model | None = None,
+        docs: str | os.PathLike[str] | None = None,
+        skills: str | os.PathLike[str] | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        cell_timeout: float = DEFAULT_CELL_TIMEOUT,
+        instructions: str | None = None,
+    ) -> None:
+        self.name = name
+        self._fs = fs
+        self.model = model
+        self.describe_model = describe_model
+        self.docs = str(docs) if docs else None
+        self.skills = str(skills) if skills else None
+        self.max_steps = max_steps
+        self.cell_timeout = cell_timeout
+        self.instructions = instructions
+        # Resuming a task looks its agent up by name; the newest definition wins.
+        _agents[name] = self
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.name!r}>"
+
+    @property
+    def fs(self) -> FileSystem:
+        """The guest file system tasks start from; decorate it to add resources."""
+        from throwaway.fs import FileSystem
+
+        if self._fs is None:
+            self._fs = FileSystem()
+        if not isinstance(self._fs, FileSystem):
+            raise TypeError("this agent makes a file system per task; decorate the one its factory returns")
+        return self._fs
+
+    # --- running tasks -----------------------------------------------------
+
+    def run(
+        self,
+        prompt: str,
+        *,
+        task_id: str | None = None,
+        model: str | None = None,
+        mounts: Iterable[Mount | str] = (),
+        output_dir: str | os.PathLike[str] = "output",
+        max_steps: int | None = None,
+        docs: str | os.PathLike[str] | None = None,
+        skills: str | os.PathLike[str] | None = None,
+        on_event: events.Listener | None = None,
+        app: str | None = None,
+    ) -> TaskResult:
+        """Run a task to its end and return its result.
+
+        The task's id (`task_id`, or a new one) is its DBOS workflow id. Every
+        option is recorded with the task, so resuming it needs only its id.
+        `on_event` receives the task's progress events (see
+        `throwaway.agent.events`). Raises `ModelNotConfigured` before the task
+        starts if no model is usable. `app` (``module:attribute``) says where
+        this agent is defined, so ``throwaway resume`` can import it.
+        """
+        from dbos import SetWorkflowID
+
+        from throwaway.durable import runtime
+        from throwaway.durable.workflow import task_workflow
+
+        spec = {
+            "agent": self.name,
+            "app": app,
+            "prompt": prompt,
+            "model": model or (self.model if isinstance(self.model, str) else None),
+            "mounts": [vars(m if isinstance(m, Mount) else Mount.parse(m)) for m in mounts],
+            "output_dir": str(Path(output_dir).expanduser().resolve()),
+            "max_steps": max_steps or self.max_steps,
+            "docs": str(Path(docs).resolve()) if docs else self.docs,
+            "skills": str(Path(skills).resolve()) if skills else self.skills,
+        }
+        self.model_for(spec)  # fail now, with instructions, rather than inside the task
+        runtime.current()
+        task_id = task_id or new_task_id()
+        with ExitStack() as stack:
+            if on_event:
+                stack.enter_context(events.listen(task_id, on_event))
+            with SetWorkflowID(task_id):
+                return TaskResult.from_dict(task_workflow(spec))
+
+    def resume(self, task_id: str, *, on_event: events.Listener | None = None) -> TaskResult:
+        """Bring an interrupted task back and run it to its end (see `throwaway.durable.tasks.resume`)."""
+        from throwaway.durable import tasks
+
+        return tasks.resume(task_id, on_event=on_event)
+
+    # --- what a task runs with (called by the durable workflow) ------------
+
+    def model_for(self, spec: dict[str, Any]) -> Model:
+        """The model a task uses: the one it recorded by name, else this agent's."""
+        if spec.get("model"):
+            return resolve_model(spec["model"])
+        return resolve_model(self.model)
+
+    def describe_model_for(self, spec: dict[str, Any]) -> Model:
+        if self.describe_model is not None:
+            return resolve_model(self.describe_model)
+        return self.model_for(spec)
+
+    def library(self, spec: dict[str, Any]) -> Library:
+        return Library(spec.get("docs") or self.docs, spec.get("skills") or self.skills)
+
+    def file_system(self, spec: dict[str, Any]) -> FileSystem:
+        """The guest file system for a task: the agent's, plus the task's mounts, docs and skills."""
+        fs = self._fs() if callable(self._fs) and not _is_file_system(self._fs) else self.fs
+        present = {m.path for m in fs.mounts}
+        wanted = [(m["guest"], m["host"], m["writable"], f"host folder {m['host']}") for m in spec.get("mounts", [])]
+        library = self.library(spec)
+        if library.docs_dir:
+            wanted.append((DOCS_GUEST, str(library.docs_dir), False, "help text; search it with help(query)"))
+        if library.skills_dir:
+            wanted.append((SKILLS_GUEST, str(library.skills_dir), False, "skills: folders with a SKILL.md each"))
+        for guest, host, writable, description in wanted:
+            if guest not in present:
+                fs.mount_host(guest, host, writable=writable, description=description)
+        return fs
+
+    def sandbox(self, fs: FileSystem) -> Sandbox:
+        """A new (not yet started) sandbox for a task."""
+        from throwaway.sandbox import Sandbox
+
+        return Sandbox(fs=fs, timeout=self.cell_timeout)
+
+    def system_prompt(self, spec: dict[str, Any], fs: FileSystem) -> str:
+        limits = Limits(max_steps=spec.get("max_steps") or self.max_steps, cell_timeout=self.cell_timeout)
+        return system_prompt(fs.mounts, self.library(spec), limits, extra=self.instructions)
+
+
+def _is_file_system(obj: object) -> bool:
+    try:
+        from throwaway.fs import FileSystem
+    except ImportError:
+        return False
+    return isinstance(obj, FileSystem)
+
+
+def new_task_id() -> str:
+    """A fresh task id: short enough to type, random enough never to collide."""
+    return uuid.uuid4().hex[:12]
+
+
+def agent_for(spec: dict[str, Any]) -> Agent:
+    """The agent a task was started with, importing its ``app`` if this process lacks it."""
+    name = spec.get("agent", "default")
+    if name not in _agents and spec.get("app"):
+        load_app(spec["app"])
+    if name not in _agents and name == "default":
+        Agent()
+    if name not in _agents:
+        raise LookupError(
+            f"this task was started by agent {name!r}, which this process does not define; "
+            "resume it from the program that defines it, or with --app MODULE:ATTRIBUTE"
+        )
+    return _agents[name]
+
+
+def load_app(app: str) -> Agent:
+    """Import ``module:attribute`` (or ``path/to/file.py:attribute``) and return the `Agent` it names."""
+    module_name, _, attribute = app.partition(":")
+    if module_name.endswith(".py"):
+        import importlib.util
+        import sys
+
+        path = Path(module_name).resolve()
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {module_name}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    found = getattr(module, attribute or "agent", None)
+    if not isinstance(found, Agent):
+        raise LookupError(f"{app!r} does not name an Agent")
+    return found
+
+
+def registered_agents() -> Sequence[Agent]:
+    return list(_agents.values())

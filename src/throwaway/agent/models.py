@@ -1,0 +1,261 @@
+"""Models: chosen by name, configured from the environment; and a scripted one for tests.
+
+A model name is ``provider:model``:
+
+- ``anthropic:claude-sonnet-4-5`` (key in ``ANTHROPIC_API_KEY``)
+- ``openai:gpt-5`` (key in ``OPENAI_API_KEY``; OpenAI's Responses API)
+- ``openai-compatible:llama3.1@http://localhost:11434/v1`` for any server that
+  speaks OpenAI's Chat Completions (Ollama, vLLM, llama.cpp); without
+  ``@url`` the base URL comes from ``OPENAI_BASE_URL``, and the key (if the
+  server wants one) from ``OPENAI_API_KEY``
+- any other ``provider:model`` pydantic-ai knows, configured as it documents
+
+The name comes from ``--model``, else ``THROWAWAY_MODEL``, else a default for
+whichever of ``ANTHROPIC_API_KEY`` / ``OPENAI_API_KEY`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from pydantic_ai.messages import (
+    BinaryContent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+# The model used when only a provider's key is configured.
+DEFAULT_MODELS = {
+    "ANTHROPIC_API_KEY": "anthropic:claude-sonnet-4-5",
+    "OPENAI_API_KEY": "openai:gpt-5",
+}
+
+HOW_TO_CONFIGURE = """\
+Choose a model with --model or THROWAWAY_MODEL, and put its key in the environment:
+
+  Anthropic   export ANTHROPIC_API_KEY=sk-ant-...
+              throwaway run --model anthropic:claude-sonnet-4-5 "..."
+  OpenAI      export OPENAI_API_KEY=sk-...
+              throwaway run --model openai:gpt-5 "..."
+  A local OpenAI-compatible server (Ollama, vLLM, llama.cpp):
+              throwaway run --model openai-compatible:llama3.1@http://localhost:11434/v1 "..."
+              (or export OPENAI_BASE_URL=http://localhost:11434/v1 and --model openai-compatible:llama3.1)
+
+With only ANTHROPIC_API_KEY or OPENAI_API_KEY set, that provider's default model is used."""
+
+
+class ModelNotConfigured(RuntimeError):
+    """No usable model: the message says how to configure one."""
+
+
+_registry: dict[str, Model] = {}
+
+
+def register_model(name: str, model: Model) -> None:
+    """Make `model` available under `name` (e.g. ``"scripted:demo"``) to `resolve_model`.
+
+    A task records its model by name, so a process that resumes it must be able
+    to resolve the same name: register custom models at import time.
+    """
+    _registry[name] = model
+
+
+def configured_model_name(name: str | None = None) -> str:
+    """The model name to use: `name`, else ``THROWAWAY_MODEL``, else a default for a configured key."""
+    name = name or os.environ.get("THROWAWAY_MODEL")
+    if name:
+        return name
+    for key, default in DEFAULT_MODELS.items():
+        if os.environ.get(key):
+            return default
+    raise ModelNotConfigured("No model is configured.\n\n" + HOW_TO_CONFIGURE)
+
+
+def resolve_model(name: str | Model | None = None) -> Model:
+    """The model for `name` (see the module docs), ready for `pydantic_ai.direct.model_request`.
+
+    Raises `ModelNotConfigured`, with instructions, when there is no model name
+    or the provider it names has no key.
+    """
+    if isinstance(name, Model):
+        return name
+    name = configured_model_name(name)
+    if name in _registry:
+        return _registry[name]
+    provider, sep, model_name = name.partition(":")
+    if not sep or not model_name:
+        raise ModelNotConfigured(f"Model {name!r} is not of the form provider:model.\n\n" + HOW_TO_CONFIGURE)
+    if provider == "anthropic":
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        return AnthropicModel(model_name, provider=AnthropicProvider(api_key=_key("ANTHROPIC_API_KEY", name)))
+    if provider == "openai":
+        from pydantic_ai.models.openai import OpenAIResponsesModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        return OpenAIResponsesModel(model_name, provider=OpenAIProvider(api_key=_key("OPENAI_API_KEY", name)))
+    if provider == "openai-compatible":
+        return _openai_compatible(name, model_name)
+    try:
+        from pydantic_ai.models import infer_model
+
+        return infer_model(name)
+    except Exception as e:  # pydantic-ai says what is missing; we add how to fix it
+        raise ModelNotConfigured(f"Cannot use model {name!r}: {e}\n\n" + HOW_TO_CONFIGURE) from None
+
+
+def _key(variable: str, name: str) -> str:
+    key = os.environ.get(variable)
+    if not key:
+        raise ModelNotConfigured(
+            f"Model {name!r} needs {variable}, which is not set: export {variable}=...\n\n" + HOW_TO_CONFIGURE
+        )
+    return key
+
+
+def _openai_compatible(name: str, spec: str) -> Model:
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    model_name, _, base_url = spec.partition("@")
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL", "")
+    if not base_url:
+        raise ModelNotConfigured(
+            f"Model {name!r} needs a server: write openai-compatible:{model_name}@http://host:port/v1 "
+            "or export OPENAI_BASE_URL.\n\n" + HOW_TO_CONFIGURE
+        )
+    # Local servers mostly ignore the key, but the client insists on one.
+    api_key = os.environ.get("OPENAI_API_KEY") or "not-needed"
+    return OpenAIChatModel(model_name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+
+
+# --- the scripted model -------------------------------------------------------
+
+
+@dataclass
+class ToolCall:
+    """A tool call in a script: see `call`."""
+
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def call(tool: str, /, **args: Any) -> ToolCall:
+    """A scripted turn that calls `tool` with `args`, e.g. ``call("execute_python", code="1+1")``."""
+    return ToolCall(tool, args)
+
+
+Turn = Union[str, ToolCall, ModelResponse, Sequence[Union[str, ToolCall]], Callable[..., Any]]
+"""One scripted turn: text (the final answer), a `ToolCall`, several of those, a
+`ModelResponse`, or a function of ``(messages, info)`` returning one of those."""
+
+
+class ScriptExhausted(AssertionError):
+    """The scripted model was asked for a turn its script does not have."""
+
+
+class ScriptedModel(FunctionModel):
+    """A model that plays a script, for tests and benchmarks.
+
+    >>> model = ScriptedModel([
+    ...     call("execute_python", code="print(open('/network/current-ip').read())"),
+    ...     "Your IP is shown above.",
+    ... ])
+
+    `script` is a list of turns (see `Turn`) or one function of ``(messages,
+    info)`` that returns a turn. Turn *n* answers the request that follows *n*
+    earlier model responses, so a task resumed in a fresh process gets the
+    same turn it would have got had it never stopped. A request past the end
+    of the script raises `ScriptExhausted`.
+
+    `describe` answers requests made without tools (the `describe` tool's): a
+    string, or a function of ``(question, file: BinaryContent)`` returning one.
+    """
+
+    def __init__(
+        self,
+        script: Sequence[Turn] | Callable[[list[ModelMessage], AgentInfo], Any],
+        *,
+        describe: str | Callable[[str, BinaryContent], str] | None = None,
+        name: str = "scripted",
+    ) -> None:
+        self.script = script
+        self.describe = describe
+        super().__init__(self._respond, model_name=name)
+
+    def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if not info.function_tools:
+            return self._describe(messages)
+        turn_index = sum(isinstance(m, ModelResponse) for m in messages)
+        if callable(self.script):
+            turn = self.script(messages, info)
+        elif turn_index < len(self.script):
+            turn = self.script[turn_index]
+            if callable(turn) and not isinstance(turn, (ModelResponse, ToolCall)):
+                turn = turn(messages, info)
+        else:
+            raise ScriptExhausted(
+                f"the scripted model has {len(self.script)} turn(s) but was asked for turn {turn_index + 1}; "
+                f"the last message was: {_last_request_text(messages)!r}"
+            )
+        return _response(turn, turn_index)
+
+    def _describe(self, messages: list[ModelMessage]) -> ModelResponse:
+        if self.describe is None:
+            raise ScriptExhausted("the scripted model was asked to describe a file but has no `describe` answer")
+        if isinstance(self.describe, str):
+            return ModelResponse(parts=[TextPart(self.describe)])
+        question, file = "", None
+        for part in _last_request(messages).parts if _last_request(messages) else []:
+            if isinstance(part, UserPromptPart):
+                for item in [part.content] if isinstance(part.content, str) else part.content:
+                    if isinstance(item, str):
+                        question = item
+                    elif isinstance(item, BinaryContent):
+                        file = item
+        return ModelResponse(parts=[TextPart(self.describe(question, file))])
+
+
+def _response(turn: Any, turn_index: int) -> ModelResponse:
+    if isinstance(turn, ModelResponse):
+        return turn
+    items = [turn] if isinstance(turn, (str, ToolCall)) else list(turn)
+    parts: list[Any] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            parts.append(TextPart(item))
+        elif isinstance(item, ToolCall):
+            # Deterministic ids: a resumed task must see the conversation it had.
+            parts.append(ToolCallPart(item.tool, dict(item.args), tool_call_id=f"call_{turn_index + 1}_{i + 1}"))
+        else:
+            raise TypeError(f"a scripted turn holds text or call(...), not {item!r}")
+    has_calls = any(isinstance(p, ToolCallPart) for p in parts)
+    return ModelResponse(parts=parts, finish_reason="tool_call" if has_calls else "stop")
+
+
+def _last_request(messages: list[ModelMessage]) -> ModelRequest | None:
+    for message in reversed(messages):
+        if isinstance(message, ModelRequest):
+            return message
+    return None
+
+
+def _last_request_text(messages: list[ModelMessage]) -> str:
+    request = _last_request(messages)
+    if request is None:
+        return ""
+    texts = []
+    for part in request.parts:
+        content = getattr(part, "content", "")
+        texts.append(content if isinstance(content, str) else repr(content))
+    return " | ".join(texts)[:300]
