@@ -39,7 +39,9 @@ REAL_LOCK_EXCERPT = {
     "numpy": ("2.4.6", [], ["numpy"]),
     "packaging": ("26.1", [], ["packaging"]),
     "pillow": ("12.2.0", [], ["PIL"]),
-    "pydantic": ("2.12.5", ["typing-extensions", "pydantic_core", "annotated-types", "typing-inspection"], ["pydantic"]),
+    "pydantic": (
+        "2.12.5", ["typing-extensions", "pydantic_core", "annotated-types", "typing-inspection"], ["pydantic"]
+    ),
     "pydantic-core": ("2.41.5", ["typing-extensions"], ["pydantic_core"]),
     "pyparsing": ("3.3.2", [], ["pyparsing"]),
     "python-dateutil": ("2.9.0.post0", ["six"], ["dateutil"]),

@@ -177,7 +177,7 @@ def _micropip_shim():
 
 
 def _json_value(value):
-    if isinstance(value, (dict, list, str, int, float, bool)):
+    if isinstance(value, (dict, list, tuple, str, int, float, bool)):
         try:
             text = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError):

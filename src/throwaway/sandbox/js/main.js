@@ -185,8 +185,9 @@ function onReady() {
     send({ t: "ready" });
   }
   if (waiting) {
-    command(waiting);
+    const msg = waiting;
     waiting = null;
+    if (current && current.id === msg.id) deliver(msg);
   }
 }
 
@@ -312,11 +313,17 @@ function onExec(h) {
     outputLimit: h.outputLimit,
     grace: h.grace,
   };
-  Atomics.store(interrupt, 0, 0);
-  const msg = { t: "exec", id: h.id, code: h.code };
-  if (ready) command(msg);
+  const msg = { t: "exec", id: h.id, code: h.code, timeout: h.timeout };
+  if (ready) deliver(msg);
   else waiting = msg;
-  current.softTimer = setTimeout(() => stop("timeout"), h.timeout * 1000);
+}
+
+// The deadline runs from when the worker gets the cell, not from when the
+// host sent it (a worker being replaced may still be booting).
+function deliver(msg) {
+  Atomics.store(interrupt, 0, 0);
+  command({ t: "exec", id: msg.id, code: msg.code });
+  current.softTimer = setTimeout(() => stop("timeout"), msg.timeout * 1000);
 }
 
 function onHost(header, payload) {

@@ -1,0 +1,153 @@
+"""Printing a task's events the way the seed's example does.
+
+    Step 1:
+    Stop reason: tool_use
+    Tool call: execute_python
+        with open('/network/current-ip') as f: ...
+    Tool result: ok
+        stdout | Current IP Address: 255.255.255.255
+    Checkpoint: step 1 saved in .throwaway/tasks.sqlite (task 5f2c9a1b3d4e, files 9a8b7c6d5e4f)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .events import Event
+
+MAX_LINES = 40
+
+
+class Printer:
+    """An event listener that prints a task's progress to the terminal."""
+
+    def __init__(self, echo: Callable[..., None] = click.echo, color: bool | None = None) -> None:
+        self._echo = echo
+        self.color = color
+        self._output_open = False
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, "on_" + event.get("type", ""), None)
+        if handler:
+            if event.get("type") != "output":
+                self._close_output()
+            handler(event)
+
+    def line(self, text: str = "", **style: Any) -> None:
+        self._echo(click.style(text, **style) if style else text, color=self.color)
+
+    # --- handlers ------------------------------------------------------------
+
+    def on_task(self, e: Event) -> None:
+        resumed = " (resumed)" if e.get("resumed") else ""
+        self.line(f"Task {e['task_id']}{resumed} · model {e.get('model')}", dim=True)
+        self.line(f"Prompt: {e['prompt']}", bold=True)
+
+    def on_model(self, e: Event) -> None:
+        self.line()
+        note = " (from checkpoint)" if e.get("replayed") else ""
+        self.line(f"Step {e['step']}:{note}", bold=True)
+        self.line(f"Stop reason: {e['stop_reason']}")
+        if e.get("text"):
+            if e.get("tool_calls"):
+                self._block(e["text"], dim=True)
+            else:
+                self._block(e["text"], indent="")
+        for call in e.get("tool_calls", []):
+            self.on_tool_call(call)
+
+    def on_tool_call(self, call: dict[str, Any]) -> None:
+        args = dict(call.get("args") or {})
+        code = args.pop("code", None)
+        rest = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+        self.line(f"Tool call: {call['tool']} {rest}".rstrip(), fg="cyan")
+        if code is not None:
+            self._block(code.strip("\n"), fg="cyan")
+
+    def on_output(self, e: Event) -> None:
+        # Live progress of a running cell (package loading and the like).
+        if e.get("stream") in ("stdout", "stderr"):
+            return
+        text = e.get("text", "").rstrip()
+        if text:
+            self.line(f"    … {text}", dim=True)
+            self._output_open = True
+
+    def on_tool(self, e: Event) -> None:
+        content = e.get("content")
+        restored = " (sandbox restored from checkpoint)" if e.get("restored") else ""
+        if isinstance(content, dict):
+            ok = content.get("success", e.get("ok"))
+            summary = "ok" if ok else "failed"
+            if content.get("limit"):
+                summary += f" (limit: {content['limit']})"
+            error = content.get("error")
+            if error:
+                summary += f" ({error.get('type')}: {error.get('message')})"
+            self.line(f"Tool result: {summary}{restored}", fg=None if ok else "red")
+            for key in ("stdout", "stderr", "value"):
+                if content.get(key):
+                    self._block(str(content[key]).rstrip("\n"), label=key)
+            if error and error.get("traceback"):
+                self._block(error["traceback"].rstrip("\n"), label="error", fg="red")
+            for path in content.get("files_written", []):
+                self.line(f"    wrote  | {path}", fg="green")
+            if content.get("note"):
+                self.line(f"    note   | {content['note']}", dim=True)
+        else:
+            status = "ok" if e.get("ok") else "failed"
+            self.line(f"Tool result: {status}{restored}", fg=None if e.get("ok") else "red")
+            self._block(str(content).rstrip("\n"))
+
+    def on_checkpoint(self, e: Event) -> None:
+        files = f", files {e['snapshot'][:12]}" if e.get("snapshot") else ""
+        self.line(f"Checkpoint: step {e['step']} saved in {_short(e.get('database', ''))} "
+                  f"(task {e['task_id']}{files})", dim=True)
+
+    def on_done(self, e: Event) -> None:
+        self.line()
+        steps = e.get("steps", 0)
+        if e.get("status") == "max_steps":
+            self.line(f"Stopped after {steps} steps (the limit) without a final answer.", fg="yellow")
+        else:
+            self.line(f"Total steps: {steps}")
+        artifacts = e.get("artifacts") or []
+        if artifacts:
+            folder = _short(e.get("output_dir", ""))
+            self.line(f"Making {len(artifacts)} file(s) available in {folder}:")
+            for path in artifacts:
+                self.line(f"✓ {os.path.relpath(path, e.get('output_dir') or '.')}", fg="green")
+
+    def on_error(self, e: Event) -> None:
+        self.line()
+        self.line(f"Step failed ({e.get('step_name')}): {e.get('error')}", fg="red")
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _block(self, text: str, label: str | None = None, indent: str = "    ", **style: Any) -> None:
+        lines = text.splitlines() or [""]
+        if len(lines) > MAX_LINES:
+            lines = lines[: MAX_LINES - 5] + [f"... ({len(lines) - MAX_LINES + 1} more lines)"] + lines[-4:]
+        prefix = f"{indent}{label:<6} | " if label else indent
+        for line in lines:
+            self.line(f"{prefix}{line}", **style)
+
+    def _close_output(self) -> None:
+        self._output_open = False
+
+
+def _short(path: str) -> str:
+    """A path relative to the current folder when that is shorter."""
+    if not path or "://" in path:
+        return path
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    rel = rel if len(rel) < len(path) else path
+    return rel if rel.startswith((".", "/")) else "./" + rel

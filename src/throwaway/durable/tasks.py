@@ -1,0 +1,200 @@
+"""Tasks as the system database records them: listing, inspecting, resuming."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from dbos import DBOS
+
+from throwaway.agent import events
+
+from . import runtime
+from .locks import holder
+from .workflow import FINISH_STEP, MODEL_STEP, PREPARE_STEP, TOOL_STEP, WORKFLOW_NAME
+
+if TYPE_CHECKING:
+    from throwaway.agent.agent import TaskResult
+
+
+class TaskNotFound(LookupError):
+    """No task has this id."""
+
+
+class TaskBusy(RuntimeError):
+    """Another live process is running the task."""
+
+
+@dataclass
+class TaskInfo:
+    """One task, as `throwaway tasks` and `throwaway show` present it.
+
+    `status` is one of: done, max_steps (ran out of steps), running (a live
+    process on this machine holds it), interrupted (pending, but its process is
+    gone: resume it), queued, failed, cancelled.
+    """
+
+    task_id: str
+    status: str
+    prompt: str
+    model: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    spec: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str | None
+    pid: int | None
+    forked_from: str | None = None
+
+
+def _status(wf: Any, pid: int | None) -> str:
+    status = wf.status
+    if status == "SUCCESS":
+        return (wf.output or {}).get("status", "done")
+    if status == "PENDING":
+        return "running" if pid else "interrupted"
+    if status in ("ENQUEUED", "DELAYED"):
+        return "queued"
+    if status == "CANCELLED":
+        return "cancelled"
+    return "failed"  # ERROR, MAX_RECOVERY_ATTEMPTS_EXCEEDED
+
+
+def _info(wf: Any) -> TaskInfo:
+    rt = runtime.current()
+    args = (wf.input or {}).get("args") or [{}]
+    spec = args[0] if args and isinstance(args[0], dict) else {}
+    pid = holder(rt.lock_path(wf.workflow_id)) if wf.status == "PENDING" else None
+    return TaskInfo(
+        task_id=wf.workflow_id,
+        status=_status(wf, pid),
+        prompt=spec.get("prompt", ""),
+        model=spec.get("model"),
+        created_at=_time(wf.created_at),
+        updated_at=_time(wf.updated_at),
+        spec=spec,
+        output=wf.output if isinstance(wf.output, dict) else None,
+        error=f"{type(wf.error).__name__}: {wf.error}" if wf.error is not None else None,
+        pid=pid,
+        forked_from=getattr(wf, "forked_from", None),
+    )
+
+
+def _time(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000) if ms else None
+
+
+def list_tasks(limit: int = 50) -> list[TaskInfo]:
+    """The newest tasks first."""
+    runtime.current()
+    found = DBOS.list_workflows(name=WORKFLOW_NAME, sort_desc=True, limit=limit)
+    return [_info(wf) for wf in found]
+
+
+def get_task(task_id: str) -> TaskInfo:
+    """The task with this id (or a unique prefix of it)."""
+    runtime.current()
+    found = DBOS.list_workflows(workflow_ids=[task_id], name=WORKFLOW_NAME)
+    if not found:
+        found = DBOS.list_workflows(workflow_id_prefix=task_id, name=WORKFLOW_NAME, limit=2)
+        if len(found) > 1:
+            raise TaskNotFound(f"{task_id!r} matches more than one task; give more of its id")
+    if not found:
+        raise TaskNotFound(f"no task {task_id!r}")
+    return _info(found[0])
+
+
+def checkpoints(task_id: str) -> list[dict[str, Any]]:
+    """The task's finished steps, oldest first: name, output (plain JSON), error, timing."""
+    runtime.current()
+    return [
+        {
+            "id": s["function_id"],
+            "name": s["function_name"],
+            "output": s["output"],
+            "error": f"{type(s['error']).__name__}: {s['error']}" if s.get("error") is not None else None,
+            "started_at": _time(s.get("started_at_epoch_ms")),
+            "completed_at": _time(s.get("completed_at_epoch_ms")),
+        }
+        for s in DBOS.list_workflow_steps(task_id)
+    ]
+
+
+def replay(task: TaskInfo) -> list[events.Event]:
+    """The events the task emitted, rebuilt from its checkpoints (for `throwaway show`)."""
+    from throwaway.durable.workflow import _load_response, _text
+
+    rt = runtime.current()
+    where = rt.database_url.removeprefix("sqlite:///") if rt.is_sqlite else "Postgres"
+    out: list[events.Event] = [{"type": "task", "task_id": task.task_id, "prompt": task.prompt,
+                                "model": task.model, "resumed": False}]
+    pending_checkpoint: dict[str, Any] | None = None
+    for cp in checkpoints(task.task_id):
+        if cp["error"]:
+            out.append({"type": "error", "step_name": cp["name"], "error": cp["error"]})
+            continue
+        data = cp["output"] or {}
+        if cp["name"] == MODEL_STEP:
+            if pending_checkpoint:
+                out.append(pending_checkpoint)
+                pending_checkpoint = None
+            response = _load_response(data["response"])
+            calls = [{"tool": p.tool_name, "args": p.args_as_dict(), "call_id": p.tool_call_id}
+                     for p in response.parts if getattr(p, "part_kind", "") == "tool-call"]
+            out.append({"type": "model", "step": data["step"], "stop_reason": data["stop_reason"],
+                        "text": _text(response), "tool_calls": calls, "replayed": False})
+        elif cp["name"] == TOOL_STEP:
+            out.append({"type": "tool", **data, "replayed": False})
+            pending_checkpoint = {"type": "checkpoint", "step": data["step"], "task_id": task.task_id,
+                                  "snapshot": data.get("snapshot"), "database": where}
+        elif cp["name"] in (PREPARE_STEP, FINISH_STEP):
+            continue
+    if pending_checkpoint:
+        out.append(pending_checkpoint)
+    if task.output:
+        out.append({"type": "done", **task.output})
+    return out
+
+
+def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool = False) -> TaskResult:
+    """Run an unfinished task to its end, from the step where it stopped.
+
+    A task that was interrupted (its process died) or cancelled carries on
+    under its own id: finished steps replay from their checkpoints and the
+    interrupted step runs again. A failed task (a step raised) carries on as a
+    new task forked from the failed step, with the steps before it copied. A
+    finished task is returned as it is.
+    """
+    from throwaway.agent.agent import TaskResult, agent_for
+
+    task = get_task(task_id)
+    if task.status in ("done", "max_steps"):
+        return TaskResult.from_dict(task.output or {})
+    if task.pid and task.pid != os.getpid() and not force:
+        raise TaskBusy(f"task {task.task_id} is running in process {task.pid}")
+    agent_for(task.spec)  # fails now if this process cannot define the task's agent
+    target = {"id": task.task_id}
+
+    def relay(event: events.Event) -> None:
+        if on_event and event.get("task_id") == target["id"]:
+            on_event(event)
+
+    # Listening to every task: a forked task's id is known only once DBOS made it.
+    with events.listen("*", relay):
+        if task.status == "failed":
+            handle = DBOS.fork_workflow(task.task_id, _failed_step(task.task_id))
+            target["id"] = handle.workflow_id
+        else:
+            handle = DBOS.resume_workflow(task.task_id)
+        return TaskResult.from_dict(handle.get_result())
+
+
+def _failed_step(task_id: str) -> int:
+    """The step to fork a failed task from: the one that raised, else the one after the last."""
+    steps = checkpoints(task_id)
+    for cp in steps:
+        if cp["error"]:
+            return cp["id"]
+    return (steps[-1]["id"] + 1) if steps else 0
