@@ -1,6 +1,6 @@
 import pytest
 
-from throwaway.sandbox import AsyncSandbox, HostCalls, Limits, Sandbox
+from throwaway.sandbox import Sandbox
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import sys
 import click
 
 from .sandbox import Limits, Sandbox
+from .sandbox.packages import PackageError, PackageGateway
 from .sandbox.runtime import PYODIDE_VERSION, SetupError, ensure_runtime
 
 
@@ -18,8 +19,12 @@ def main() -> None:
 
 
 @main.command()
-def setup() -> None:
-    """Fetch Deno's Pyodide and build the boot snapshot, so later runs need no network."""
+@click.option("--package", "packages", multiple=True, metavar="NAME",
+              help="Also fetch this package into the cache (a Pyodide package, else from PyPI). Repeatable.")
+@click.option("--base-url", help="Where Pyodide's packages come from: a URL or a local mirror folder.")
+def setup(packages: tuple[str, ...], base_url: str | None) -> None:
+    """Fetch Pyodide, build the boot snapshot and warm the package cache,
+    so that later runs need no network at all."""
     try:
         runtime = ensure_runtime()
     except SetupError as e:
@@ -28,6 +33,16 @@ def setup() -> None:
     with Sandbox(runtime=runtime) as sb:
         r = sb.exec("import sys; sys.version.split()[0]")
     click.echo(f"Python {r.json} in the sandbox; boot snapshot in {runtime.snapshots_dir}")
+    gateway = PackageGateway(cache_dir=runtime.packages_dir, lock=runtime.lock_path, base_url=base_url)
+    for name in packages:
+        try:
+            try:
+                wheels = gateway.fetch_pyodide([name])
+            except PackageError:
+                wheels = gateway.fetch_pypi([name])
+        except PackageError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"{name}: " + ", ".join(f"{w.name} {w.version}" for w in wheels))
 
 
 @main.command("exec")
@@ -64,6 +79,11 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool)
             click.echo((r.error.traceback or str(r.error)).rstrip(), err=True)
     sys.exit(0 if r.ok else 1)
 
+
+from .agent.commands import COMMANDS
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

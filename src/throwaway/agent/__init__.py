@@ -7,7 +7,14 @@
 """
 
 from .agent import Agent, Mount, TaskResult
-from .models import ModelNotConfigured, ScriptedModel, ScriptExhausted, call, register_model, resolve_model
+from .models import (
+    ModelNotConfigured,
+    ScriptedModel,
+    ScriptExhausted,
+    call,
+    register_model,
+    resolve_model,
+)
 
 __all__ = [
     "Agent",

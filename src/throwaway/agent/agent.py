@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -171,7 +170,8 @@ class Agent:
             "docs": str(Path(docs).resolve()) if docs else self.docs,
             "skills": str(Path(skills).resolve()) if skills else self.skills,
         }
-        self.model_for(spec)  # fail now, with instructions, rather than inside the task
+        # Resolve now, to fail with instructions rather than inside the task.
+        spec["model_label"] = spec["model"] or self.model_for(spec).model_name
         runtime.current()
         task_id = task_id or new_task_id()
         with ExitStack() as stack:

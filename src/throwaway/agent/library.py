@@ -153,8 +153,7 @@ def _split_sections(path: str, text: str) -> list[Section]:
     return sections
 
 
-_STOP = set("a an and are as at be by can do for from how i in is it me my of on or should the this to what which "
-            "with you your use using".split())
+_STOP = set(["a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "should", "the", "this", "to", "what", "which", "with", "you", "your", "use", "using"])
 
 
 def _terms(text: str) -> set[str]:

@@ -155,7 +155,7 @@ def call(tool: str, /, **args: Any) -> ToolCall:
     return ToolCall(tool, args)
 
 
-Turn = Union[str, ToolCall, ModelResponse, Sequence[Union[str, ToolCall]], Callable[..., Any]]
+Turn = Union[str, ToolCall, ModelResponse, Sequence[str | ToolCall], Callable[..., Any]]
 """One scripted turn: text (the final answer), a `ToolCall`, several of those, a
 `ModelResponse`, or a function of ``(messages, info)`` returning one of those."""
 

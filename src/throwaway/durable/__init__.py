@@ -7,7 +7,15 @@ in a content-addressed `BlobStore`; checkpoints hold only their hashes.
 
 from .blobs import BlobStore
 from .runtime import Runtime, current, launch, shutdown
-from .tasks import TaskBusy, TaskInfo, TaskNotFound, checkpoints, get_task, list_tasks, resume
+from .tasks import (
+    TaskBusy,
+    TaskInfo,
+    TaskNotFound,
+    checkpoints,
+    get_task,
+    list_tasks,
+    resume,
+)
 
 __all__ = [
     "BlobStore",

@@ -71,7 +71,7 @@ def _info(wf: Any) -> TaskInfo:
         task_id=wf.workflow_id,
         status=_status(wf, pid),
         prompt=spec.get("prompt", ""),
-        model=spec.get("model"),
+        model=spec.get("model") or spec.get("model_label"),
         created_at=_time(wf.created_at),
         updated_at=_time(wf.updated_at),
         spec=spec,

@@ -14,9 +14,9 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
-Handler = Callable[[Any, bytes], Union[Any, Awaitable[Any]]]
+Handler = Callable[[Any, bytes], Any | Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class HostCalls:
 
     def names(self) -> list[str]:
         return sorted(self._handlers)
+
+    def items(self) -> list[tuple[str, Handler]]:
+        return list(self._handlers.items())
 
     def start(self, name: str, args_json: str, data: bytes) -> Any:
         """Run the handler up to its first await: returns its result, or a

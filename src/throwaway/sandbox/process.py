@@ -142,7 +142,7 @@ class AsyncProcess:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 chunk = await asyncio.wait_for(self.proc.stdout.read(1 << 20), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
             if not chunk:
                 raise RuntimeDied(await self.reason())
@@ -151,7 +151,7 @@ class AsyncProcess:
     async def reason(self) -> str:
         try:
             code = await asyncio.wait_for(self.proc.wait(), 1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             code = None
         tail = stderr_tail(self.stderr)
         return f"runtime exited (code {code})" + (f": {tail}" if tail else "")

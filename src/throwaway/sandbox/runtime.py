@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +115,11 @@ def _install_pyodide(home: Path, deno_dir: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def deno_command(runtime: Runtime, *, memory_mb: int, config: dict) -> list[str]:
+def deno_command(runtime: Runtime, *, memory_mb: int, config: dict, readable: tuple[Path, ...] = ()) -> list[str]:
     """The command line of one runtime process: no network, no env, no
-    processes, no writes; reads only Pyodide's assets, our JS and the package cache."""
-    readable = [runtime.pyodide_dir, JS_DIR.resolve(), runtime.packages_dir, runtime.snapshots_dir]
+    processes, no writes; reads only Pyodide's assets, our JS, the package
+    caches and the boot snapshot."""
+    readable = [runtime.pyodide_dir, JS_DIR.resolve(), runtime.packages_dir, runtime.snapshots_dir, *readable]
     pages = max(memory_mb * 16, 256)  # wasm pages are 64 KiB
     return [
         str(deno_bin()),
@@ -141,6 +141,3 @@ def deno_env(runtime: Runtime) -> dict[str, str]:
     """A clean environment: the host's variables (API keys!) never reach Deno."""
     return {"DENO_DIR": str(runtime.deno_dir), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1", "PATH": os.defpath}
 
-
-def python_executable() -> str:
-    return sys.executable

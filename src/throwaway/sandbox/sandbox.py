@@ -11,7 +11,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .bridge import HostCalls, is_pending
+from .installs import package_calls
 from .limits import Limits
+from .packages import PackageGateway
 from .process import AsyncProcess, Process
 from .result import ExecResult
 from .runtime import Runtime, ensure_runtime
@@ -27,6 +29,7 @@ class _Base:
         calls: HostCalls | None = None,
         runtime: Runtime | None = None,
         preload: tuple[str, ...] = (),
+        packages: PackageGateway | None = None,
     ) -> None:
         limits = limits or Limits()
         if timeout is not None:
@@ -39,6 +42,7 @@ class _Base:
         self._session: Session | None = None
         self._limits = limits
         self._preload = preload
+        self.packages = packages
 
     @property
     def limits(self) -> Limits:
@@ -46,7 +50,11 @@ class _Base:
 
     def _new_session(self) -> Session:
         runtime = self._runtime or ensure_runtime()
-        return Session(runtime, self._limits, self.calls, self._preload)
+        if self.packages is None:
+            self.packages = PackageGateway(cache_dir=runtime.packages_dir, lock=runtime.lock_path)
+        for name, fn in package_calls(self.packages).items():
+            self.calls.add(name, fn)
+        return Session(runtime, self._limits, self.calls, self._preload, readable=(self.packages.cache_dir,))
 
 
 class Sandbox(_Base):

@@ -22,7 +22,7 @@ from .bridge import HostCalls, encode_reply
 from .limits import Limits
 from .process import RuntimeDied
 from .result import ExecResult, GuestError, parse_guest_result
-from .runtime import Runtime, deno_command, deno_env
+from .runtime import JS_DIR, Runtime, deno_command, deno_env
 
 OutputCallback = Callable[[str, str], None]
 BOOT_TIMEOUT = 180.0  # a first boot also makes the memory snapshot
@@ -65,8 +65,10 @@ Flow = Generator[Any, Any, Any]
 class Session:
     """The state of one sandbox: its runtime, limits, handlers and cell count."""
 
-    def __init__(self, runtime: Runtime, limits: Limits, calls: HostCalls, preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, runtime: Runtime, limits: Limits, calls: HostCalls, preload: tuple[str, ...] = (),
+                 readable: tuple[Path, ...] = ()) -> None:
         self.runtime = runtime
+        self.readable = readable
         self.limits = limits
         self.calls = calls
         self.preload = preload
@@ -84,9 +86,10 @@ class Session:
             "snapshot": str(snap),
             "indexURL": index,
             "preload": list(self.preload),
-            "read": [str(self.runtime.pyodide_dir), str(Path(__file__).parent / "js"), str(self.runtime.packages_dir)],
+            "read": [str(p) for p in self._readable()],
         }
-        yield Spawn(deno_command(self.runtime, memory_mb=self.limits.memory_mb, config=config), deno_env(self.runtime))
+        cmd = deno_command(self.runtime, memory_mb=self.limits.memory_mb, config=config, readable=self.readable)
+        yield Spawn(cmd, deno_env(self.runtime))
         deadline = time.monotonic() + BOOT_TIMEOUT
         while True:
             msg = yield Recv(deadline)
@@ -99,6 +102,10 @@ class Session:
                 return
             elif msg.type == "fatal":
                 raise SandboxError(f"the runtime failed to start: {msg.get('message', str, '')}")
+
+    def _readable(self) -> list[Path]:
+        """What the worker may read: Pyodide's assets, our JS, the package caches."""
+        return [self.runtime.pyodide_dir, JS_DIR, self.runtime.packages_dir, *self.readable]
 
     def exec(self, code: str, timeout: float | None, on_output: OutputCallback | None) -> Flow:
         """Run one cell; returns its ExecResult. Never raises for guest faults."""

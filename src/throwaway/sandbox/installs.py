@@ -1,0 +1,56 @@
+"""The host calls behind the guest's package loading.
+
+`packages.imports` serves a cell's imports of Pyodide packages (numpy,
+Pillow, ...) before it runs; `packages.install` serves `install(...)` and
+`micropip.install(...)`. Both answer with wheel files in the cache folder,
+which the worker may read; the guest installs them from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .bridge import HostCalls
+from .packages import PackageError, PackageGateway, Wheel
+
+
+def package_calls(gateway: PackageGateway) -> HostCalls:
+    """Host calls that fetch packages for the guest through `gateway`."""
+    calls = HostCalls()
+
+    @calls.handler("packages.imports")
+    def imports(args: Any, data: bytes) -> dict:
+        names = _strings(args, "imports")
+        wanted = gateway.packages_for_imports(names)
+        return {"wheels": [_describe(w) for w in _fetch(lambda: gateway.fetch_pyodide(wanted))] if wanted else []}
+
+    @calls.handler("packages.install")
+    def install(args: Any, data: bytes) -> dict:
+        requirements = _strings(args, "requirements")
+        return {"wheels": [_describe(w) for w in _fetch(lambda: gateway.fetch_pypi(requirements))]}
+
+    return calls
+
+
+def _fetch(fetch) -> list[Wheel]:
+    try:
+        return fetch()
+    except PackageError as e:
+        # The guest sees an ImportError that says what to do.
+        raise ImportError(str(e)) from None
+
+
+def _strings(args: Any, key: str) -> list[str]:
+    values = args.get(key) if isinstance(args, dict) else None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values) or len(values) > 1000:
+        raise ValueError(f"{key} must be a list of strings")
+    return values
+
+
+def _describe(wheel: Wheel) -> dict:
+    return {
+        "name": wheel.name,
+        "version": wheel.version,
+        "path": str(wheel.path),
+        "pure": wheel.path.name.endswith("-none-any.whl"),
+    }
