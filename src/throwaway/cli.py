@@ -21,7 +21,8 @@ def main() -> None:
 @main.command()
 @click.option("--package", "packages", multiple=True, metavar="NAME",
               help="Also fetch this package into the cache (a Pyodide package, else from PyPI). Repeatable.")
-@click.option("--base-url", help="Where Pyodide's packages come from: a URL or a local mirror folder.")
+@click.option("--base-url", envvar="THROWAWAY_PACKAGE_URL",
+              help="Where Pyodide's packages come from: a URL or a local mirror folder [env: THROWAWAY_PACKAGE_URL].")
 def setup(packages: tuple[str, ...], base_url: str | None) -> None:
     """Fetch Pyodide, build the boot snapshot and warm the package cache,
     so that later runs need no network at all."""

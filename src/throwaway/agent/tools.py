@@ -143,8 +143,6 @@ def execute_python(ctx: ToolContext, code: str) -> ToolResult:
 
 
 def describe(ctx: ToolContext, path: str, question: str) -> ToolResult:
-    from pydantic_ai.direct import model_request_sync
-
     sandbox, _ = ctx.sandbox()
     try:
         data = sandbox.read_file(path)
@@ -157,13 +155,20 @@ def describe(ctx: ToolContext, path: str, question: str) -> ToolResult:
     if media_type is None:
         return ToolResult(f"Error: describe takes images (PNG, JPEG, GIF, WebP) and PDFs; {path} is neither. "
                           "Read text files with execute_python, or render this file to PNG first.", ok=False)
+    return ToolResult(describe_file(ctx.model, question, data, media_type))
+
+
+def describe_file(model: Model, question: str, data: bytes, media_type: str) -> str:
+    """Show `model` a file (as an image or document part) with `question`; return its answer."""
+    from pydantic_ai.direct import model_request_sync
+
     request = ModelRequest(
         parts=[UserPromptPart([question, BinaryContent(data, media_type=media_type)])],
         instructions=DESCRIBE_INSTRUCTIONS,
     )
-    response = model_request_sync(ctx.model, [request], model_request_parameters=ModelRequestParameters())
+    response = model_request_sync(model, [request], model_request_parameters=ModelRequestParameters())
     answer = "".join(p.content for p in response.parts if isinstance(p, TextPart)).strip()
-    return ToolResult(answer or "(the model gave no answer)")
+    return answer or "(the model gave no answer)"
 
 
 def help_(ctx: ToolContext, query: str) -> ToolResult:

@@ -124,7 +124,7 @@ def checkpoints(task_id: str) -> list[dict[str, Any]]:
 
 def replay(task: TaskInfo) -> list[events.Event]:
     """The events the task emitted, rebuilt from its checkpoints (for `throwaway show`)."""
-    from throwaway.durable.workflow import _load_response, _text
+    from throwaway.durable.workflow import load_response, response_text
 
     rt = runtime.current()
     where = rt.database_url.removeprefix("sqlite:///") if rt.is_sqlite else "Postgres"
@@ -140,11 +140,11 @@ def replay(task: TaskInfo) -> list[events.Event]:
             if pending_checkpoint:
                 out.append(pending_checkpoint)
                 pending_checkpoint = None
-            response = _load_response(data["response"])
+            response = load_response(data["response"])
             calls = [{"tool": p.tool_name, "args": p.args_as_dict(), "call_id": p.tool_call_id}
                      for p in response.parts if getattr(p, "part_kind", "") == "tool-call"]
             out.append({"type": "model", "step": data["step"], "stop_reason": data["stop_reason"],
-                        "text": _text(response), "tool_calls": calls, "replayed": False})
+                        "text": response_text(response), "tool_calls": calls, "replayed": False})
         elif cp["name"] == TOOL_STEP:
             out.append({"type": "tool", **data, "replayed": False})
             pending_checkpoint = {"type": "checkpoint", "step": data["step"], "task_id": task.task_id,

@@ -32,7 +32,7 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
-from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.models import Model, ModelRequestParameters
 
 from throwaway.agent import events
 from throwaway.agent.tools import TOOL_DEFINITIONS, ToolContext, run_tool
@@ -122,10 +122,10 @@ def _loop(run: TaskRun) -> dict[str, Any]:
     for step in range(1, spec["max_steps"] + 1):
         out = model_step(run, step, messages)
         replayed = not run.took()
-        response = _load_response(out["response"])
+        response = load_response(out["response"])
         messages.append(response)
         calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-        text = _text(response)
+        text = response_text(response)
         run.emit({"type": "model", "step": step, "stop_reason": out["stop_reason"], "text": text,
                   "tool_calls": [_call(c) for c in calls], "replayed": replayed})
         if text:
@@ -179,15 +179,8 @@ def _transient(error: BaseException) -> bool:
            should_retry=_transient)
 def model_step(run: TaskRun, step: int, messages: list[ModelMessage]) -> dict[str, Any]:
     """One model call: the conversation so far in, the model's response out."""
-    from pydantic_ai.direct import model_request_sync
-
     run.ran = True
-    response = model_request_sync(run.model, messages, model_request_parameters=PARAMETERS)
-    return {
-        "step": step,
-        "stop_reason": stop_reason(response),
-        "response": ModelMessagesTypeAdapter.dump_python([response], mode="json")[0],
-    }
+    return {"step": step, **call_model(run.model, messages)}
 
 
 @DBOS.step(name=TOOL_STEP)
@@ -242,6 +235,17 @@ def finish_step(run: TaskRun, snapshot: str | None, output_dir: str) -> dict[str
 # --- helpers --------------------------------------------------------------------
 
 
+def call_model(model: Model, messages: list[ModelMessage]) -> dict[str, Any]:
+    """Ask `model` for the next turn, offering the tools; the response as plain JSON, and why it stopped."""
+    from pydantic_ai.direct import model_request_sync
+
+    response = model_request_sync(model, messages, model_request_parameters=PARAMETERS)
+    return {
+        "stop_reason": stop_reason(response),
+        "response": ModelMessagesTypeAdapter.dump_python([response], mode="json")[0],
+    }
+
+
 def stop_reason(response: ModelResponse) -> str:
     """Why the model stopped, in the words of the seed's printout (tool_use, end_turn, max_tokens, ...)."""
     if any(isinstance(p, ToolCallPart) for p in response.parts):
@@ -251,13 +255,13 @@ def stop_reason(response: ModelResponse) -> str:
     )
 
 
-def _load_response(data: dict[str, Any]) -> ModelResponse:
+def load_response(data: dict[str, Any]) -> ModelResponse:
     message = ModelMessagesTypeAdapter.validate_python([data])[0]
     assert isinstance(message, ModelResponse)
     return message
 
 
-def _text(response: ModelResponse) -> str:
+def response_text(response: ModelResponse) -> str:
     return "".join(p.content for p in response.parts if isinstance(p, TextPart)).strip()
 
 

@@ -7,6 +7,7 @@ time); after that nothing here needs a network.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,8 +33,11 @@ def cache_root() -> Path:
     return (Path(base) / "throwaway").resolve()
 
 
+@functools.lru_cache(maxsize=None)
 def deno_bin() -> Path:
     """The Deno binary shipped by the `deno` package (or $THROWAWAY_DENO)."""
+    # Cached: `deno.find_deno_bin` reads sysconfig, which is not safe to
+    # initialise from several threads at once (a pool boots in threads).
     if env := os.environ.get("THROWAWAY_DENO"):
         return Path(env)
     try:

@@ -6,6 +6,7 @@ Both drive the same flows (see `session`); only the I/O differs.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -51,7 +52,8 @@ class _Base:
     def _new_session(self) -> Session:
         runtime = self._runtime or ensure_runtime()
         if self.packages is None:
-            self.packages = PackageGateway(cache_dir=runtime.packages_dir, lock=runtime.lock_path)
+            self.packages = PackageGateway(cache_dir=runtime.packages_dir, lock=runtime.lock_path,
+                                           base_url=os.environ.get("THROWAWAY_PACKAGE_URL") or None)
         for name, fn in package_calls(self.packages).items():
             self.calls.add(name, fn)
         return Session(runtime, self._limits, self.calls, self._preload, readable=(self.packages.cache_dir,))
