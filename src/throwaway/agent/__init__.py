@@ -1,7 +1,7 @@
 """The agent: a loop of model calls and tool calls, run as a durable task.
 
 >>> from throwaway.agent import Agent
->>> agent = Agent(model="anthropic:claude-sonnet-4-5")
+>>> agent = Agent(model="anthropic:claude-sonnet-5-5")
 >>> result = agent.run("Make me a picture of the number 42")
 >>> result.answer, result.artifacts
 """

@@ -72,7 +72,7 @@ _agents: dict[str, Agent] = {}
 class Agent:
     """An agent that solves tasks by writing throwaway Python, durably.
 
-    >>> agent = Agent(model="anthropic:claude-sonnet-4-5")
+    >>> agent = Agent(model="anthropic:claude-sonnet-5-5")
     >>> @agent.fs.file("/network/current-ip", description="this machine's public IP")
     ... def current_ip() -> str: ...
     >>> result = agent.run("Make me a picture of my IP address")

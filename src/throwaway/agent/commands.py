@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-MODEL_HELP = ("Model as provider:model, e.g. anthropic:claude-sonnet-4-5, openai:gpt-5, "
+MODEL_HELP = ("Model as provider:model, e.g. anthropic:claude-sonnet-5-5, openai:gpt-5, "
               "openai-compatible:llama3.1@http://localhost:11434/v1 [env: THROWAWAY_MODEL].")
 
 

@@ -2,7 +2,7 @@
 
 A model name is ``provider:model``:
 
-- ``anthropic:claude-sonnet-4-5`` (key in ``ANTHROPIC_API_KEY``)
+- ``anthropic:claude-sonnet-5-5`` (key in ``ANTHROPIC_API_KEY``)
 - ``openai:gpt-5`` (key in ``OPENAI_API_KEY``; OpenAI's Responses API)
 - ``openai-compatible:llama3.1@http://localhost:11434/v1`` for any server that
   speaks OpenAI's Chat Completions (Ollama, vLLM, llama.cpp); without
@@ -35,7 +35,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 # The model used when only a provider's key is configured.
 DEFAULT_MODELS = {
-    "ANTHROPIC_API_KEY": "anthropic:claude-sonnet-4-5",
+    "ANTHROPIC_API_KEY": "anthropic:claude-sonnet-5-5",
     "OPENAI_API_KEY": "openai:gpt-5",
 }
 
@@ -43,7 +43,7 @@ HOW_TO_CONFIGURE = """\
 Choose a model with --model or THROWAWAY_MODEL, and put its key in the environment:
 
   Anthropic   export ANTHROPIC_API_KEY=sk-ant-...
-              throwaway run --model anthropic:claude-sonnet-4-5 "..."
+              throwaway run --model anthropic:claude-sonnet-5-5 "..."
   OpenAI      export OPENAI_API_KEY=sk-...
               throwaway run --model openai:gpt-5 "..."
   A local OpenAI-compatible server (Ollama, vLLM, llama.cpp):

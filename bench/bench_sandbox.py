@@ -1,0 +1,95 @@
+"""Sandbox benchmark: prints figures, never passes or fails.
+
+    .venv/bin/python bench/bench_sandbox.py
+
+Targets on a 2-core machine: first result <= 0.25 s, warm exec <= 0.5 ms,
+host call <= 150 us, idle sandbox <= 60 MB RSS.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from throwaway.sandbox import Sandbox
+from throwaway.sandbox.runtime import ensure_runtime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def first_result(runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sb = Sandbox().start()
+        sb.exec("1 + 1")
+        times.append(time.perf_counter() - t)
+        sb.close()
+    return statistics.median(times)
+
+
+def warm_exec(sb: Sandbox, n: int = 2000) -> float:
+    for _ in range(50):
+        sb.exec("1 + 1")
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        sb.exec("1 + 1")
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def host_call(sb: Sandbox, n: int = 2000) -> float:
+    sb.calls.add("echo", lambda args, data: data)
+    code = f"""
+import time, statistics
+from throwaway import call
+ts = []
+for _ in range({n}):
+    t = time.perf_counter(); call('echo', None, b'x'); ts.append(time.perf_counter() - t)
+statistics.median(ts)
+"""
+    return sb.exec(code).json
+
+
+def pool_throughput(size: int = 4, seconds: float = 3.0) -> float:
+    boxes = [Sandbox().start() for _ in range(size)]
+    counts = [0] * size
+    stop = time.perf_counter() + seconds
+
+    def run(i: int) -> None:
+        while time.perf_counter() < stop:
+            boxes[i].exec("1 + 1")
+            counts[i] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for sb in boxes:
+        sb.close()
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    ensure_runtime()
+    Sandbox().start().close()  # warm cache: Pyodide and the boot snapshot exist
+    print(f"new process to first result (warm cache, median of 5): {first_result() * 1000:8.1f} ms   target <= 250 ms")
+    with Sandbox() as sb:
+        print(f"warm exec('1 + 1') round trip (median of 2000):      {warm_exec(sb) * 1e6:8.1f} us   target <= 500 us")
+        print(f"host call round trip from guest (median of 2000):    {host_call(sb) * 1e6:8.1f} us   target <= 150 us")
+        time.sleep(0.5)
+        print(f"RSS of an idle sandbox (its Deno process):           {rss_mb(sb.pid):8.1f} MB   target <= 60 MB")
+    print(f"execs per second across a pool of 4:                 {pool_throughput():8.0f} /s")
+
+
+if __name__ == "__main__":
+    main()
