@@ -220,3 +220,47 @@ def test_model_from_environment_and_defaults(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     model = resolve_model()  # only ANTHROPIC_API_KEY is set
     assert model.system == "anthropic"
+
+
+# --- a whole task on a real adapter -------------------------------------------------------
+
+
+@pytest.mark.vcr
+def test_anthropic_drives_the_loop(tmp_path):
+    from throwaway.agent import Agent
+    from throwaway.durable import runtime
+
+    agent = Agent("anthropic-loop", model="anthropic:claude-sonnet-5-5")
+
+    @agent.fs.file("/network/current-ip", description="this machine's public IP")
+    def current_ip() -> str:
+        return "255.255.255.255\n"
+
+    runtime.launch(tmp_path / "data")
+    try:
+        result = agent.run("Figure out the current ip address and make me a picture of it.",
+                           output_dir=tmp_path / "out")
+    finally:
+        runtime.shutdown()
+
+    assert result.status == "done" and result.steps == 2
+    assert result.answer.startswith("Your public IP address is 255.255.255.255")
+    first, second = (json.loads(r.body) for r in _distinct(SENT))
+    assert first["system"][0]["text"].startswith("You solve the user's task by writing throwaway Python.")
+    assert "/network/current-ip (resource, read-only): this machine's public IP" in first["system"][0]["text"]
+    assistant, user = second["messages"][-2:]
+    assert assistant["content"][-1]["type"] == "tool_use"
+    assert assistant["content"][-1]["id"] == "toolu_01A09q90qw90lq917835lq9F"
+    (tool_result,) = user["content"]
+    assert tool_result["type"] == "tool_result" and tool_result["tool_use_id"] == "toolu_01A09q90qw90lq917835lq9F"
+    assert "Current IP Address: 255.255.255.255" in json.dumps(tool_result["content"])
+
+
+def _distinct(requests: list) -> list:
+    # vcrpy may hand the same request to the hook more than once while matching it.
+    seen, out = set(), []
+    for r in requests:
+        if id(r) not in seen and r.body not in {o.body for o in out}:
+            seen.add(id(r))
+            out.append(r)
+    return out

@@ -59,8 +59,9 @@ def test_values_bytes_and_errors_cross():
         assert sb.exec("call('both', None, b'abc')").value == "({'n': 3}, b'cba')"
         assert sb.exec("call('slow_async', 'x')[0]").json == {"waited": "x"}
 
-        r = sb.exec("try:\n    call('missing')\nexcept FileNotFoundError as e:\n    r = (e.errno, e.strerror, e.filename)\nr")
-        assert r.json == [errno.ENOENT, "No such file or directory", "/data/x.csv"]
+        r = sb.exec("import errno\ntry:\n    call('missing')\nexcept FileNotFoundError as e:\n"
+                    "    r = (e.errno == errno.ENOENT, e.strerror, e.filename)\nr")
+        assert r.json == [True, "No such file or directory", "/data/x.csv"]
 
         r = sb.exec("call('bad_value')")
         assert (r.error.type, r.error.message) == ("ValueError", "nope")

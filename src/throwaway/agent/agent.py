@@ -14,7 +14,7 @@ from pydantic_ai.models import Model
 
 from . import events
 from .library import DOCS_GUEST, SKILLS_GUEST, Library
-from .models import resolve_model
+from .models import configured_model_name, resolve_model
 from .prompts import Limits, system_prompt
 
 if TYPE_CHECKING:
@@ -159,11 +159,15 @@ class Agent:
         from throwaway.durable import runtime
         from throwaway.durable.workflow import task_workflow
 
+        # The model is recorded by name, with environment defaults resolved now,
+        # so a resumed task uses the model it started with. None: the agent's
+        # own Model object.
+        model_name = configured_model_name(model or self.model) if model or not isinstance(self.model, Model) else None
         spec = {
             "agent": self.name,
             "app": app,
             "prompt": prompt,
-            "model": model or (self.model if isinstance(self.model, str) else None),
+            "model": model_name,
             "mounts": [vars(m if isinstance(m, Mount) else Mount.parse(m)) for m in mounts],
             "output_dir": str(Path(output_dir).expanduser().resolve()),
             "max_steps": max_steps or self.max_steps,
@@ -171,7 +175,9 @@ class Agent:
             "skills": str(Path(skills).resolve()) if skills else self.skills,
         }
         # Resolve now, to fail with instructions rather than inside the task.
-        spec["model_label"] = spec["model"] or self.model_for(spec).model_name
+        spec["model_label"] = model_name or self.model_for(spec).model_name
+        if model_name:
+            self.model_for(spec)
         runtime.current()
         task_id = task_id or new_task_id()
         with ExitStack() as stack:

@@ -34,7 +34,8 @@ def _durable() -> Iterator[None]:
         runtime.current()
         yield
     except (ModelNotConfigured, TaskNotFound, TaskBusy, LookupError) as e:
-        raise click.ClickException(str(e).strip("'\"")) from None
+        # args[0], not str(e): a KeyError's str() is wrapped in quotes.
+        raise click.ClickException(str(e.args[0]) if e.args else str(e)) from None
 
 
 @click.command()

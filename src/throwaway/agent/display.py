@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import click
 from .events import Event
 
 MAX_LINES = 40
+_PROGRESS = re.compile(r"^(Loading|Loaded|Installing|Installed|Downloading|Fetching) ")
 
 
 class Printer:
@@ -29,13 +31,13 @@ class Printer:
     def __init__(self, echo: Callable[..., None] = click.echo, color: bool | None = None) -> None:
         self._echo = echo
         self.color = color
-        self._output_open = False
+        self._partial: dict[str, str] = {}
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, "on_" + event.get("type", ""), None)
         if handler:
             if event.get("type") != "output":
-                self._close_output()
+                self._partial.clear()
             handler(event)
 
     def line(self, text: str = "", **style: Any) -> None:
@@ -70,13 +72,15 @@ class Printer:
             self._block(code.strip("\n"), fg="cyan")
 
     def on_output(self, e: Event) -> None:
-        # Live progress of a running cell (package loading and the like).
-        if e.get("stream") in ("stdout", "stderr"):
-            return
-        text = e.get("text", "").rstrip()
-        if text:
-            self.line(f"    … {text}", dim=True)
-            self._output_open = True
+        # Live progress while a cell runs: package loading (which the sandbox
+        # reports on stderr) and any stream other than stdout/stderr. The
+        # cell's ordinary output comes with its result.
+        stream, text = e.get("stream", ""), e.get("text", "")
+        self._partial[stream] = self._partial.get(stream, "") + text
+        *lines, self._partial[stream] = self._partial[stream].split("\n")
+        for line in lines:
+            if stream not in ("stdout", "stderr") or (stream == "stderr" and _PROGRESS.match(line)):
+                self.line(f"    … {line.rstrip()}", dim=True)
 
     def on_tool(self, e: Event) -> None:
         content = e.get("content")
@@ -136,9 +140,6 @@ class Printer:
         prefix = f"{indent}{label:<6} | " if label else indent
         for line in lines:
             self.line(f"{prefix}{line}", **style)
-
-    def _close_output(self) -> None:
-        self._output_open = False
 
 
 def _short(path: str) -> str:

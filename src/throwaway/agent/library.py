@@ -100,21 +100,21 @@ class Library:
         return self._sections
 
     def search(self, query: str, limit: int = 3) -> str:
-        """Answer `query` from the library: the best-matching sections, and skills that fit."""
-        terms = _terms(query)
-        skills = [s for s in self.skills if terms & _terms(f"{s.name} {s.description}")]
-        sections = self.sections()
-        ranked = _rank(terms, sections)[:limit]
-        if not ranked and not skills:
+        """Answer `query` from the library: the best-matching doc sections and skills."""
+        summaries = [Section(s.path, f"skill {s.name}", f"{s.name}: {s.description}") for s in self.skills]
+        ranked = _rank(_terms(query), summaries + self.sections())[:limit]
+        if not ranked:
             listing = "\n".join(f"- {p}" for p in self.docs) or "(no docs)"
             skill_list = "\n".join(f"- {s.name}: {s.description} ({s.path})" for s in self.skills) or "(no skills)"
             return f"Nothing in the docs matches {query!r}.\n\nDocs:\n{listing}\n\nSkills:\n{skill_list}"
         out = []
-        for skill in skills:
-            out.append(f"Skill {skill.name!r}: {skill.description}\nRead {skill.path} for how to use it.")
         for section in ranked:
-            title = f"{section.path}" + (f" > {section.heading}" if section.heading else "")
-            out.append(f"From {title}:\n{section.text}")
+            if section in summaries:
+                name, _, description = section.text.partition(": ")
+                out.append(f"Skill {name!r}: {description}\nRead {section.path} for how to use it.")
+            else:
+                title = section.path + (f" > {section.heading}" if section.heading else "")
+                out.append(f"From {title}:\n{section.text}")
         return "\n\n---\n\n".join(out)
 
 
@@ -156,15 +156,21 @@ def _split_sections(path: str, text: str) -> list[Section]:
 _STOP = set(["a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "should", "the", "this", "to", "what", "which", "with", "you", "your", "use", "using"])
 
 
+def _words(text: str) -> list[str]:
+    # A crude stemmer is enough to match "charts" with "chart".
+    return [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+            for w in re.findall(r"[a-z0-9]+", text.lower())]
+
+
 def _terms(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
+    return {w for w in _words(text) if w not in _STOP and len(w) > 1}
 
 
 def _rank(terms: set[str], sections: list[Section]) -> list[Section]:
     """Sections by a small BM25: term frequency, damped by length, weighted by rarity."""
     if not terms or not sections:
         return []
-    docs = [Counter(re.findall(r"[a-z0-9]+", f"{s.heading} {s.heading} {s.path} {s.text}".lower())) for s in sections]
+    docs = [Counter(_words(f"{s.heading} {s.heading} {s.path} {s.text}")) for s in sections]
     avg_len = sum(sum(d.values()) for d in docs) / len(docs) or 1.0
     scored = []
     for section, counts in zip(sections, docs):

@@ -193,7 +193,8 @@ class ScriptedModel(FunctionModel):
         self.describe = describe
         super().__init__(self._respond, model_name=name)
 
-    def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    # Async so pydantic-ai calls it inline rather than in a worker thread.
+    async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         if not info.function_tools:
             return self._describe(messages)
         turn_index = sum(isinstance(m, ModelResponse) for m in messages)

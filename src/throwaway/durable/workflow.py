@@ -12,6 +12,7 @@ starts in a fresh sandbox first restores the snapshot it starts from.
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from typing import Any
 
 from dbos import DBOS
@@ -35,6 +36,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 
 from throwaway.agent import events
+from throwaway.agent.library import Library
 from throwaway.agent.tools import TOOL_DEFINITIONS, ToolContext, run_tool
 
 from . import runtime
@@ -79,6 +81,14 @@ class TaskRun:
         if self._fs is None:
             self._fs = self.agent.file_system(self.spec)
         return self._fs
+
+    @cached_property
+    def library(self) -> Library:
+        return self.agent.library(self.spec)
+
+    @cached_property
+    def describe_model(self) -> Model:
+        return self.agent.describe_model_for(self.spec)
 
     def took(self) -> bool:
         """Whether the step just called ran (rather than replayed its checkpoint)."""
@@ -129,7 +139,7 @@ def _loop(run: TaskRun) -> dict[str, Any]:
         run.emit({"type": "model", "step": step, "stop_reason": out["stop_reason"], "text": text,
                   "tool_calls": [_call(c) for c in calls], "replayed": replayed})
         if text:
-            answer = text
+            answer = text  # the final answer, or the latest words if the steps run out
         if not calls:
             status = "done"
             break
@@ -200,8 +210,8 @@ def tool_step(run: TaskRun, step: int, call: dict[str, Any], snapshot: str | Non
 
     context = ToolContext(
         sandbox=sandbox,
-        model=run.agent.describe_model_for(run.spec),
-        library=run.agent.library(run.spec),
+        model=run.describe_model,
+        library=run.library,
         on_output=on_output,
         cell_timeout=run.agent.cell_timeout,
     )

@@ -10,6 +10,7 @@ for OSErrors); the host's traceback stays on the host.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -86,8 +87,9 @@ def encode_reply(call_id: int, result: Any = None, error: BaseException | None =
     """The reply frame for a finished call (a value, bytes, a Reply or an error)."""
     if error is not None:
         info: dict[str, Any] = {"type": type(error).__name__, "message": _message(error)}
-        if isinstance(error, OSError) and error.errno is not None:
-            info["errno"] = error.errno
+        if isinstance(error, OSError) and error.errno in errno.errorcode:
+            # By name: the guest's errno numbers are Emscripten's, not the host's.
+            info["errno"] = errno.errorcode[error.errno]
             if error.filename is not None:
                 info["filename"] = str(error.filename)
         return {"t": "reply", "id": call_id, "ok": False, "error": info}, b""

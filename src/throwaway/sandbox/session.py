@@ -72,7 +72,8 @@ class Session:
         self.limits = limits
         self.calls = calls
         self.preload = preload
-        self.cell = 0
+        self.cell = 0  # numbers the user's cells
+        self.seq = 0  # numbers every exec, the host's own included
         self.boots = 0
         self.warnings: list[str] = []
 
@@ -107,19 +108,21 @@ class Session:
         """What the worker may read: Pyodide's assets, our JS, the package caches."""
         return [self.runtime.pyodide_dir, JS_DIR, self.runtime.packages_dir, *self.readable]
 
-    def exec(self, code: str, timeout: float | None, on_output: OutputCallback | None) -> Flow:
+    def exec(self, code: str, timeout: float | None, on_output: OutputCallback | None, internal: bool = False) -> Flow:
         """Run one cell; returns its ExecResult. Never raises for guest faults."""
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, not {type(code).__name__}")
         timeout = self.limits.timeout if timeout is None else timeout
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
-        self.cell += 1
-        cell = self.cell
+        self.seq += 1
+        cell = self.seq
+        if not internal:
+            self.cell += 1
         started = time.monotonic()
         out = _Output(on_output)
         header = {
-            "t": "exec", "id": cell, "code": code, "timeout": timeout,
+            "t": "exec", "id": cell, "cell": None if internal else self.cell, "code": code, "timeout": timeout,
             "grace": self.limits.grace, "outputLimit": self.limits.output_bytes,
         }
         backstop = started + timeout + self.limits.grace + BACKSTOP

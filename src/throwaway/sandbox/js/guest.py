@@ -7,6 +7,7 @@ module registered after every boot) is looked up lazily.
 
 import ast
 import builtins
+import errno
 import io
 import json
 import linecache
@@ -53,8 +54,10 @@ def call(name, args=None, data=b""):
         err = reply.get("error") or {}
         cls = _ERRORS.get(err.get("type"), HostError)
         message = str(err.get("message", "host call failed"))
-        if issubclass(cls, OSError) and isinstance(err.get("errno"), int):
-            raise cls(err["errno"], message, *( [err["filename"]] if err.get("filename") else []))
+        code = getattr(errno, str(err.get("errno")), None) if err.get("errno") else None
+        if issubclass(cls, OSError) and isinstance(code, int):
+            # Errno numbers differ between the host and the guest: they cross by name.
+            raise cls(code, message, *([err["filename"]] if err.get("filename") else []))
         raise cls(message)
     return reply.get("value"), payload.to_bytes() if payload is not None else b""
 
@@ -274,8 +277,10 @@ async def _run_async(body, last, missing):
 
 def run_cell(code, cell_id):
     """Run one cell in the persistent namespace; returns the result as JSON,
-    or a coroutine for the runtime to await (top-level await, package loads)."""
-    filename = f"<cell {cell_id}>"
+    or a coroutine for the runtime to await (top-level await, package loads).
+    A cell without a number is the host's own (snapshots, mounts): it runs in
+    the same namespace but stays out of tracebacks' cell numbering."""
+    filename = f"<cell {cell_id}>" if cell_id is not None else "<throwaway>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
         body, last = _compile(code, filename)

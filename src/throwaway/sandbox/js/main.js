@@ -316,7 +316,8 @@ function onExec(h) {
     outputLimit: h.outputLimit,
     grace: h.grace,
   };
-  const msg = { t: "exec", id: h.id, code: h.code, timeout: h.timeout };
+  const cell = typeof h.cell === "number" ? h.cell : null;
+  const msg = { t: "exec", id: h.id, cell, code: h.code, timeout: h.timeout };
   if (ready) deliver(msg);
   else waiting = msg;
 }
@@ -325,7 +326,7 @@ function onExec(h) {
 // host sent it (a worker being replaced may still be booting).
 function deliver(msg) {
   Atomics.store(interrupt, 0, 0);
-  command({ t: "exec", id: msg.id, code: msg.code });
+  command({ t: "exec", id: msg.id, cell: msg.cell, code: msg.code });
   current.softTimer = setTimeout(() => stop("timeout"), msg.timeout * 1000);
 }
 

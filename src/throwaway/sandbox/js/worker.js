@@ -5,12 +5,14 @@
 // (`import js`); what the main thread receives from here is checked there.
 
 import { DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
+import { createHostFS } from "./hostfs.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 let py = null;
 let runCell = null;
 let ch = null;
+let hostfs = null;
 
 // Hand a message to the main thread: wait until the previous one was taken,
 // write this one into the shared buffer, wake the main thread.
@@ -31,21 +33,42 @@ function post(header, payload) {
 
 // A synchronous call to the host: post the request, then park this thread
 // until the main thread has put the reply into the mailbox.
-function hostCall(name, args, data) {
-  let bytes;
-  if (data !== undefined && data !== null) {
-    bytes = data.toJs ? data.toJs() : new Uint8Array(data);
-    data.destroy?.();
-  }
+function rawCall(name, argsJson, bytes) {
   const { ctl } = ch;
   Atomics.store(ctl, REPLY, 0);
-  post({ t: "call", name, args }, bytes);
+  post({ t: "call", name, args: argsJson }, bytes);
   Atomics.wait(ctl, REPLY, 0);
   const view = new Uint8Array(ch.mailbox);
   const headLen = ctl[REPLY_HEAD];
   const head = decoder.decode(view.slice(0, headLen));
   const payload = view.slice(headLen, headLen + ctl[REPLY_DATA]);
   return [head, payload];
+}
+
+// The guest's `throwaway.call`: JSON text and bytes in, [JSON text, bytes] out.
+function hostCall(name, argsJson, data) {
+  let bytes;
+  if (data !== undefined && data !== null) {
+    bytes = data.toJs ? data.toJs() : new Uint8Array(data);
+    data.destroy?.();
+  }
+  return rawCall(name, argsJson, bytes);
+}
+
+// The same for JavaScript callers (HOSTFS): objects in, {ok, value, error, payload} out.
+function callHost(name, args, bytes) {
+  const [head, payload] = rawCall(name, JSON.stringify(args), bytes);
+  return { ...JSON.parse(head), payload };
+}
+
+// Mount a host-backed file system at a guest path (called by guest.py).
+function mountHost(path, id) {
+  py.FS.mkdirTree(path);
+  py.FS.mount(hostfs, { id }, path);
+}
+
+function unmountHost(path) {
+  py.FS.unmount(path);
 }
 
 function streamTo(stream) {
@@ -60,8 +83,9 @@ function streamTo(stream) {
 
 async function exec(m) {
   let json;
+  hostfs.newEpoch();
   try {
-    let r = runCell(m.code, m.id);
+    let r = runCell(m.code, m.cell);
     if (typeof r !== "string") {
       const coro = r;
       try {
@@ -113,7 +137,9 @@ async function init(m) {
   py.setInterruptBuffer(new Uint8Array(m.interrupt));
   py.setStdout(streamTo("stdout"));
   py.setStderr(streamTo("stderr"));
-  py.registerJsModule("_throwaway_host", { call: hostCall });
+  const errnoCodes = py.runPython("import errno; {n: getattr(errno, n) for n in dir(errno) if n.startswith('E')}").toJs({ dict_converter: Object.fromEntries });
+  hostfs = createHostFS(py.FS, callHost, errnoCodes);
+  py.registerJsModule("_throwaway_host", { call: hostCall, mount: mountHost, unmount: unmountHost });
   runCell = py.pyimport("_throwaway").run_cell;
   postMessage({ t: "ready" });
   serve();
