@@ -47,8 +47,8 @@ def test_run_prints_steps_answer_and_artifacts(cli, app, tmp_path):
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.startswith("Task hello-1 · model scripted\nPrompt: Say hello in a file\n")
-    for expected in ("Step 1:\nStop reason: tool_use\nTool call: execute_python\n"
-                     "    open('/output/hello.txt', 'w').write('hello')\n    print('wrote it')\n",
+    for expected in (("Step 1:\nStop reason: tool_use\nTool call: execute_python\n"
+                      "    open('/output/hello.txt', 'w').write('hello')\n    print('wrote it')\n"),
                      "Tool result: ok\n    stdout | wrote it\n    wrote  | /output/hello.txt\n",
                      "Checkpoint: step 1 saved in ./data/tasks.sqlite (task hello-1, files ",
                      "Step 2:\nStop reason: end_turn\nI wrote /output/hello.txt.\n",

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from pydantic_ai.messages import BinaryContent, ModelRequest, ModelResponse, TextPart, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import (
+    BinaryContent,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    UserPromptPart,
+)
 
-from throwaway.agent.models import ScriptedModel, ScriptExhausted, call, register_model, resolve_model
+from throwaway.agent.models import (
+    ScriptedModel,
+    ScriptExhausted,
+    call,
+    register_model,
+    resolve_model,
+)
 from throwaway.agent.tools import ToolContext, media_type_of, run_tool
 from throwaway.durable.workflow import call_model, load_response
 

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 import struct
+import zlib
 
 import pytest
-from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 
 from throwaway.agent.models import ModelNotConfigured, resolve_model
 from throwaway.agent.tools import describe_file
@@ -247,7 +254,8 @@ def test_anthropic_drives_the_loop(tmp_path):
     assert result.answer.startswith("Your public IP address is 255.255.255.255")
     first, second = (json.loads(r.body) for r in _distinct(SENT))
     assert first["system"][0]["text"].startswith("You solve the user's task by writing throwaway Python.")
-    assert "/network/current-ip (resource, read-only): this machine's public IP" in first["system"][0]["text"]
+    system = first["system"][0]["text"]
+    assert "- /network (" in system and "current-ip: this machine's public IP" in system
     assistant, user = second["messages"][-2:]
     assert assistant["content"][-1]["type"] == "tool_use"
     assert assistant["content"][-1]["id"] == "toolu_01A09q90qw90lq917835lq9F"

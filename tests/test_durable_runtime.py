@@ -75,12 +75,15 @@ def test_serializer_keeps_exceptions():
 def test_task_lock_tells_running_from_interrupted(tmp_path):
     path = tmp_path / "locks" / "t1.lock"
     assert holder(path) is None
-    child = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, %r)\n"
-        "from throwaway.durable.locks import TaskLock\n"
+    code = (
+        "import time\n"
         "from pathlib import Path\n"
-        "assert TaskLock(Path(%r)).acquire(); print('held', flush=True); time.sleep(60)"
-    ) % (sys.path[0], str(path))], stdout=subprocess.PIPE, text=True)
+        "from throwaway.durable.locks import TaskLock\n"
+        f"assert TaskLock(Path({str(path)!r})).acquire()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "held"
         assert holder(path) == child.pid

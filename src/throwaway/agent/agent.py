@@ -280,7 +280,7 @@ def load_app(app: str) -> Agent:
         module = importlib.import_module(module_name)
     found = getattr(module, attribute or "agent", None)
     if not isinstance(found, Agent):
-        raise LookupError(f"{app!r} does not name an Agent")
+        raise TypeError(f"{app!r} does not name an Agent")
     return found
 
 

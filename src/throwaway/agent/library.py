@@ -130,11 +130,11 @@ def parse_front_matter(text: str) -> tuple[dict[str, object], str]:
         import yaml  # pyyaml comes with dbos
 
         meta = yaml.safe_load(raw) or {}
-    except Exception:  # malformed front matter: fall back to plain "key: value" lines
-        meta = dict(
-            (k.strip(), v.strip().strip("\"'")) for k, _, v in
-            (line.partition(":") for line in raw.splitlines() if ":" in line)
-        )
+    except Exception:  # noqa: BLE001 - malformed front matter: fall back to plain "key: value" lines
+        meta = {
+            k.strip(): v.strip().strip("\"'")
+            for k, _, v in (line.partition(":") for line in raw.splitlines() if ":" in line)
+        }
     return (meta if isinstance(meta, dict) else {}), body.lstrip("\n")
 
 
@@ -153,7 +153,11 @@ def _split_sections(path: str, text: str) -> list[Section]:
     return sections
 
 
-_STOP = set(["a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "should", "the", "this", "to", "what", "which", "with", "you", "your", "use", "using"])
+_STOP = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "how", "i", "in", "is", "it",
+    "me", "my", "of", "on", "or", "should", "the", "this", "to", "what", "which", "with", "you", "your", "use",
+    "using",
+})
 
 
 def _words(text: str) -> list[str]:

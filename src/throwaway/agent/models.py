@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from pydantic_ai.messages import (
     BinaryContent,
@@ -110,7 +110,7 @@ def resolve_model(name: str | Model | None = None) -> Model:
         from pydantic_ai.models import infer_model
 
         return infer_model(name)
-    except Exception as e:  # pydantic-ai says what is missing; we add how to fix it
+    except Exception as e:  # noqa: BLE001 - pydantic-ai says what is missing; we add how to fix it
         raise ModelNotConfigured(f"Cannot use model {name!r}: {e}\n\n" + HOW_TO_CONFIGURE) from None
 
 
@@ -155,7 +155,7 @@ def call(tool: str, /, **args: Any) -> ToolCall:
     return ToolCall(tool, args)
 
 
-Turn = Union[str, ToolCall, ModelResponse, Sequence[str | ToolCall], Callable[..., Any]]
+Turn = str | ToolCall | ModelResponse | Sequence[str | ToolCall] | Callable[..., Any]
 """One scripted turn: text (the final answer), a `ToolCall`, several of those, a
 `ModelResponse`, or a function of ``(messages, info)`` returning one of those."""
 

@@ -54,6 +54,9 @@ class HostCalls:
             raise ValueError("a handler name must have 1 to 200 characters")
         self._handlers[name] = fn
 
+    def remove(self, name: str) -> None:
+        self._handlers.pop(name, None)
+
     def update(self, other: HostCalls) -> None:
         self._handlers.update(other._handlers)
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Limit = Literal["timeout", "memory", "output", "interrupt", "crash"]
+Limit = Literal["timeout", "memory", "output", "disk", "interrupt", "crash"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class ExecResult:
     `value` is the repr of the cell's last expression (None if it had none);
     `json` is that value as plain JSON data where it has one. `limit` names the
     limit that stopped the cell, if any; `restarted` says the worker had to be
-    replaced, so the cell's globals are gone.
+    replaced, so the cell's globals are gone. `files` are the paths under
+    /output that the cell created or changed.
     """
 
     stdout: str = ""
@@ -60,16 +61,18 @@ def _str(d: dict, key: str, default: str = "") -> str:
     return v if isinstance(v, str) else default
 
 
-def parse_guest_result(text: str | None) -> tuple[str | None, Any, GuestError | None]:
-    """Read the guest runner's JSON (untrusted) into (value, json, error)."""
+def parse_guest_result(text: str | None) -> tuple[str | None, Any, GuestError | None, list[str]]:
+    """Read the guest runner's JSON (untrusted) into (value, json, error, files)."""
     if text is None:
-        return None, None, None
+        return None, None, None, []
     try:
         data = json.loads(text)
     except ValueError:
-        return None, None, GuestError("ProtocolError", "the guest sent an unreadable result")
+        return None, None, GuestError("ProtocolError", "the guest sent an unreadable result"), []
     if not isinstance(data, dict):
-        return None, None, GuestError("ProtocolError", "the guest sent a malformed result")
+        return None, None, GuestError("ProtocolError", "the guest sent a malformed result"), []
+    files = data.get("files")
+    files = [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
     err = data.get("error")
     error = None
     if isinstance(err, dict):
@@ -81,4 +84,4 @@ def parse_guest_result(text: str | None) -> tuple[str | None, Any, GuestError | 
             js = json.loads(data["json"])
         except ValueError:
             js = None
-    return value, js, error
+    return value, js, error, files

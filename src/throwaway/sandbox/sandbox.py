@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import posixpath
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
+from ..durable.blobs import BlobStore
+from ..fs.filesystem import HOME, OUTPUT, FileSystem
+from ..fs.server import FsServer
+from . import files
 from .bridge import HostCalls, is_pending
 from .installs import package_calls
 from .limits import Limits
@@ -31,6 +37,7 @@ class _Base:
         runtime: Runtime | None = None,
         preload: tuple[str, ...] = (),
         packages: PackageGateway | None = None,
+        fs: FileSystem | None = None,
     ) -> None:
         limits = limits or Limits()
         if timeout is not None:
@@ -44,6 +51,10 @@ class _Base:
         self._limits = limits
         self._preload = preload
         self.packages = packages
+        self.fs = fs if fs is not None else FileSystem()
+        self._fs_server = FsServer(self.fs)
+        self._last_snapshot: tuple[BlobStore, str] | None = None
+        self._output_seen: dict[str, Any] = {}
 
     @property
     def limits(self) -> Limits:
@@ -56,7 +67,55 @@ class _Base:
                                            base_url=os.environ.get("THROWAWAY_PACKAGE_URL") or None)
         for name, fn in package_calls(self.packages).items():
             self.calls.add(name, fn)
-        return Session(runtime, self._limits, self.calls, self._preload, readable=(self.packages.cache_dir,))
+        self.calls.add("fs", self._fs_server)
+        session = Session(runtime, self._limits, self.calls, self._preload, readable=(self.packages.cache_dir,))
+        session.fs_server = self._fs_server
+        session.after_boot.append(lambda: self._after_boot(session))
+        return session
+
+    def _after_boot(self, session: Session) -> Flow:
+        """Mount the host-backed folders, and after a restart bring back the
+        files of the last snapshot taken or restored."""
+        self._fs_server.reset()
+        yield from files.prepare(session, self.fs.memory_roots(), self._fs_server.plan(), HOME)
+        if self._last_snapshot is not None:
+            yield from files.restore(session, *self._last_snapshot, *self._roots())
+
+    def _roots(self) -> tuple[list[str], list[str]]:
+        return self.fs.memory_roots(), [m.path for m in self.fs.host_backed()]
+
+    # Flows behind the file methods of both faces.
+
+    def _snapshot(self, session: Session, store: BlobStore) -> Flow:
+        digest = yield from files.snapshot(session, store, *self._roots())
+        self._last_snapshot = (store, digest)
+        return digest
+
+    def _restore(self, session: Session, store: BlobStore, digest: str) -> Flow:
+        yield from files.restore(session, store, digest, *self._roots())
+        self._last_snapshot = (store, digest)
+
+    def _output_changes(self, session: Session) -> Flow:
+        entries = yield from files.walk(session, [OUTPUT], [m.path for m in self.fs.host_backed()])
+        self._output_seen, changed = files.changed(self._output_seen, entries)
+        return changed
+
+    def _collect_output(self, session: Session, dest: Path) -> Flow:
+        entries = yield from files.walk(session, [OUTPUT], [m.path for m in self.fs.host_backed()])
+        written = []
+        dest = dest.resolve()
+        for kind, path, mode, mtime_ns, _ in entries:
+            if kind != "f":
+                continue
+            target = (dest / posixpath.relpath(path, OUTPUT)).resolve()
+            if dest not in target.parents:
+                continue  # never outside the destination folder
+            data = yield from files.read_file(session, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            os.utime(target, ns=(mtime_ns, mtime_ns))
+            written.append(target)
+        return written
 
 
 class Sandbox(_Base):
@@ -91,9 +150,39 @@ class Sandbox(_Base):
         `timeout` overrides the sandbox's deadline for this cell;
         `on_output(stream, text)` gets stdout/stderr as they are written.
         """
+        return self._run(lambda s: s.exec(code, timeout, on_output))
+
+    def _run(self, make: Callable[[Session], Flow]) -> Any:
         self.start()
         with self._lock:
-            return self._drive(self._session.exec(code, timeout, on_output))
+            return self._drive(make(self._session))
+
+    def read_file(self, path: str) -> bytes:
+        """The contents of a file in the guest's tree."""
+        return self._run(lambda s: files.read_file(s, path))
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write a file into the guest's tree (its folders are made as needed)."""
+        self._run(lambda s: files.write_file(s, path, data))
+
+    def output_changes(self) -> list[str]:
+        """Files under /output created or changed since the previous call."""
+        return self._run(self._output_changes)
+
+    def collect_output(self, dest: str | os.PathLike[str]) -> list[Path]:
+        """Copy the files under /output into the host folder `dest`; returns their paths."""
+        return self._run(lambda s: self._collect_output(s, Path(dest)))
+
+    def snapshot(self, store: BlobStore) -> str:
+        """Capture the guest's in-memory tree into `store`; returns the snapshot's digest.
+
+        After a hard restart, the sandbox brings back the last snapshot taken
+        or restored."""
+        return self._run(lambda s: self._snapshot(s, store))
+
+    def restore(self, store: BlobStore, digest: str) -> None:
+        """Make the guest's in-memory tree exactly the snapshot `digest`."""
+        self._run(lambda s: self._restore(s, store, digest))
 
     def close(self) -> None:
         """Stop the runtime process. The sandbox can be started again."""
@@ -169,9 +258,36 @@ class AsyncSandbox(_Base):
     async def exec(self, code: str, *, timeout: float | None = None,
                    on_output: OutputCallback | None = None) -> ExecResult:
         """Run `code` as one cell and return its result (see `Sandbox.exec`)."""
+        return await self._run(lambda s: s.exec(code, timeout, on_output))
+
+    async def _run(self, make: Callable[[Session], Flow]) -> Any:
         await self.start()
         async with self._lock:
-            return await self._drive(self._session.exec(code, timeout, on_output))
+            return await self._drive(make(self._session))
+
+    async def read_file(self, path: str) -> bytes:
+        """See `Sandbox.read_file`."""
+        return await self._run(lambda s: files.read_file(s, path))
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        """See `Sandbox.write_file`."""
+        await self._run(lambda s: files.write_file(s, path, data))
+
+    async def output_changes(self) -> list[str]:
+        """See `Sandbox.output_changes`."""
+        return await self._run(self._output_changes)
+
+    async def collect_output(self, dest: str | os.PathLike[str]) -> list[Path]:
+        """See `Sandbox.collect_output`."""
+        return await self._run(lambda s: self._collect_output(s, Path(dest)))
+
+    async def snapshot(self, store: BlobStore) -> str:
+        """See `Sandbox.snapshot`."""
+        return await self._run(lambda s: self._snapshot(s, store))
+
+    async def restore(self, store: BlobStore, digest: str) -> None:
+        """See `Sandbox.restore`."""
+        await self._run(lambda s: self._restore(s, store, digest))
 
     async def close(self) -> None:
         async with self._lock:

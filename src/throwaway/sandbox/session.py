@@ -76,6 +76,8 @@ class Session:
         self.seq = 0  # numbers every exec, the host's own included
         self.boots = 0
         self.warnings: list[str] = []
+        self.after_boot: list[Callable[[], Flow]] = []  # e.g. mount the file system again
+        self.fs_server: Any = None  # the FsServer, for the write quota
 
     def boot(self) -> Flow:
         """Start the runtime process and wait until Pyodide is ready."""
@@ -100,6 +102,8 @@ class Session:
                 _write_atomic(snap, msg.payload)
             elif msg.type == "ready":
                 self.boots += 1
+                for hook in self.after_boot:
+                    yield from hook()
                 return
             elif msg.type == "fatal":
                 raise SandboxError(f"the runtime failed to start: {msg.get('message', str, '')}")
@@ -121,6 +125,8 @@ class Session:
             self.cell += 1
         started = time.monotonic()
         out = _Output(on_output)
+        if self.fs_server is not None:
+            self.fs_server.quota_hit = False
         header = {
             "t": "exec", "id": cell, "cell": None if internal else self.cell, "code": code, "timeout": timeout,
             "grace": self.limits.grace, "outputLimit": self.limits.output_bytes,
@@ -159,7 +165,7 @@ class Session:
         yield Send(wire.encode(header, data))
 
     def _result(self, msg: wire.Message, out: _Output, started: float, timeout: float) -> ExecResult:
-        value, js, error = parse_guest_result(msg.get("r", str))
+        value, js, error, files = parse_guest_result(msg.get("r", str))
         limit = msg.get("limit", str)
         if limit not in (None, "timeout", "output", "interrupt"):
             limit = None
@@ -178,10 +184,12 @@ class Session:
         elif limit == "timeout" and error is not None and error.type == "KeyboardInterrupt":
             error = GuestError("TimeoutError", f"the cell ran past its {timeout} s deadline and was interrupted",
                                error.traceback)
+        elif error is not None and self.fs_server is not None and self.fs_server.quota_hit:
+            limit = "disk"
         elif limit == "output" and error is not None and error.type == "KeyboardInterrupt":
             error = GuestError("OutputLimitExceeded",
                                f"the cell wrote more than {self.limits.output_bytes} bytes and was stopped", error.traceback)
-        return out.result(started, value=value, json=js, error=error, limit=limit, restarted=restarted)
+        return out.result(started, value=value, json=js, error=error, limit=limit, restarted=restarted, files=files)
 
     def _replace(self) -> Flow:
         yield from self.boot()  # Spawn kills the old process first

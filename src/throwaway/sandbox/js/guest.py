@@ -202,29 +202,47 @@ def _trimmed_traceback(exc):
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _error(exc):
+def _error(exc, files=None):
     return json.dumps(
         {
             "error": {
                 "type": type(exc).__name__,
                 "message": str(exc),
                 "traceback": _trimmed_traceback(exc),
-            }
+            },
+            "files": files or [],
         }
     )
 
 
-def _finish(value):
+_output_seen = {}
+
+
+def _output_changes():
+    """Files under /output created or changed since the last cell."""
+    global _output_seen
+    try:
+        now = {path: [mtime, size] for kind, path, _, mtime, size in walk(["/output"]) if kind == "f"}
+    except OSError:
+        return []
+    changed = sorted(p for p, v in now.items() if _output_seen.get(p) != v)
+    _output_seen = now
+    return changed
+
+
+def _finish(value, files=None):
     _flush()
-    if value is None:
+    if value is None and not files:
         return "{}"
+    if value is None:
+        return json.dumps({"files": files})
     try:
         text = repr(value)
     except BaseException as e:  # a hostile __repr__ must not break the runner
         text = f"<unrepresentable {type(value).__name__}: {type(e).__name__}>"
     if len(text) > MAX_REPR:
         text = text[:MAX_REPR] + "...[truncated]"
-    out = {"value": text}
+    out = {"value": text, "files": files or []}
     js = _json_value(value)
     if js is not None:
         out["json"] = js
@@ -257,7 +275,7 @@ def _is_async(code):
     return code is not None and code.co_flags & CO_COROUTINE
 
 
-async def _run_async(body, last, missing):
+async def _run_async(body, last, missing, user):
     try:
         if missing:
             await _ensure_imports(missing)
@@ -271,8 +289,8 @@ async def _run_async(body, last, missing):
                 value = await value
     except BaseException as e:
         _flush()
-        return _error(e)
-    return _finish(value)
+        return _error(e, _output_changes() if user else None)
+    return _finish(value, _output_changes() if user else None)
 
 
 def run_cell(code, cell_id):
@@ -287,15 +305,118 @@ def run_cell(code, cell_id):
     except BaseException as e:
         return _error(e)
     missing = _missing_imports(code)
+    user = cell_id is not None
     if missing or _is_async(body) or _is_async(last):
-        return _run_async(body, last, missing)
+        return _run_async(body, last, missing, user)
     try:
         exec(body, NAMESPACE)
         value = eval(last, NAMESPACE) if last is not None else None
     except BaseException as e:
         _flush()
-        return _error(e)
-    return _finish(value)
+        return _error(e, _output_changes() if user else None)
+    return _finish(value, _output_changes() if user else None)
+
+
+# --- files: mounts, transfers, tree walks, snapshots -----------------------
+
+
+def prepare(folders, plan, cwd):
+    """Lay out the tree after a boot: in-memory folders, then the host-backed
+    mounts. (The memory snapshot holds the interpreter, not the files.)"""
+    import _throwaway_host
+
+    for path in folders:
+        os.makedirs(path, exist_ok=True)
+    for m in plan:
+        _throwaway_host.mount(m["path"], m["id"])
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
+
+
+def send_file(path):
+    """Hand a guest file to the host."""
+    with open(path, "rb") as f:
+        call("session.file", {"path": path}, f.read())
+
+
+def receive_file(path):
+    """Write a file the host hands over."""
+    _, data = call("session.take", {"path": path})
+    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def walk(roots, skip=()):
+    """The in-memory tree under `roots` (host-backed mounts in `skip` left out):
+    [kind, path, mode, mtime_ns, size or link target] for each entry."""
+    import stat
+
+    skip = set(skip)
+    entries = []
+    for root in roots:
+        if not os.path.isdir(root) or root in skip:
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skip)
+            st = os.lstat(dirpath)
+            entries.append(["d", dirpath, stat.S_IMODE(st.st_mode), st.st_mtime_ns, 0])
+            for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+                p = os.path.join(dirpath, name)
+                st = os.lstat(p)
+                if stat.S_ISLNK(st.st_mode):
+                    entries.append(["l", p, 0o777, st.st_mtime_ns, os.readlink(p)])
+                elif stat.S_ISREG(st.st_mode):
+                    entries.append(["f", p, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_size])
+    return entries
+
+
+def snapshot_tree(roots, skip=()):
+    """Send every in-memory file to the host; return the tree's entries."""
+    entries = walk(roots, skip)
+    for kind, path, *_ in entries:
+        if kind == "f":
+            with open(path, "rb") as f:
+                call("snapshot.put", {"path": path}, f.read())
+    return entries
+
+
+def restore_tree(roots, skip=()):
+    """Make the in-memory tree under `roots` exactly the host's snapshot."""
+    import shutil
+
+    manifest, _ = call("snapshot.manifest")
+    skip = set(skip)
+    for root in roots:  # clear what is there now
+        if os.path.isdir(root):
+            for name in os.listdir(root):
+                p = os.path.join(root, name)
+                if p in skip:
+                    continue
+                if os.path.isdir(p) and not os.path.islink(p):
+                    shutil.rmtree(p)
+                else:
+                    os.unlink(p)
+    blobs = {}
+    dirs = []
+    for kind, path, mode, mtime_ns, extra in manifest["entries"]:
+        if kind == "d":
+            os.makedirs(path, exist_ok=True)
+            dirs.append((path, mode, mtime_ns))
+        elif kind == "l":
+            os.symlink(extra, path)
+        else:
+            sha = extra
+            if sha not in blobs:
+                blobs[sha] = call("snapshot.get", {"sha": sha})[1]
+            with open(path, "wb") as f:
+                f.write(blobs[sha])
+            os.chmod(path, mode)
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+    for path, mode, mtime_ns in reversed(dirs):  # deepest first: filling a folder changes its mtime
+        os.chmod(path, mode)
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    return len(manifest["entries"])
 
 
 def boot():
@@ -305,9 +426,6 @@ def boot():
             stream.reconfigure(line_buffering=True)
         except (AttributeError, ValueError):
             pass
-    os.makedirs("/home/user", exist_ok=True)
-    os.makedirs("/output", exist_ok=True)
-    os.chdir("/home/user")
     guest = types.ModuleType("throwaway", "Host access for guest code: call(), install().")
     guest.call, guest.install, guest.HostError = call, install, HostError
     sys.modules["throwaway"] = guest

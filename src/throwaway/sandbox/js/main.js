@@ -10,6 +10,15 @@ import { createChannel, DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD
 const config = JSON.parse(Deno.args[0]);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+// Every frame to the host carries this key. Guest code can write to the
+// process's stdout too (Deno.stdout, console.log, node:fs on fd 1, from the
+// worker or a worker of its own): the host drops the runtime when a frame
+// lacks the key. The key never leaves this thread except on stdout, which
+// nothing in the process can read back.
+const KEY = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+// The host refuses headers over 64 MiB; a string field JSON-escapes to at
+// most 6 bytes a character.
+const MAX_FIELD = 8 << 20;
 const WORKER_PERMISSIONS = {
   read: config.read,
   write: false,
@@ -29,7 +38,7 @@ function writeAll(buf) {
 }
 
 function send(header, payload) {
-  const head = encoder.encode(JSON.stringify(header));
+  const head = encoder.encode(JSON.stringify({ ...header, k: KEY }));
   const data = payload ?? new Uint8Array(0);
   const prefix = new Uint8Array(8 + head.length);
   const view = new DataView(prefix.buffer);
@@ -114,11 +123,14 @@ function spawn(init, onMessage) {
     name: "pyodide",
     deno: { permissions: WORKER_PERMISSIONS },
   });
+  let pending = init; // handed over once: guest code can post "alive" too
   w.onmessage = (e) => {
     const m = e.data;
     if (m === null || typeof m !== "object" || typeof m.t !== "string") return;
-    if (m.t === "alive") w.postMessage(init);
-    else onMessage(m);
+    if (m.t === "alive") {
+      if (pending) w.postMessage(pending);
+      pending = null;
+    } else onMessage(m);
   };
   w.onerror = (e) => {
     e.preventDefault();
@@ -229,13 +241,21 @@ function onOutput(m, payload) {
 }
 
 function onCall(m, payload) {
-  const valid = typeof m.name === "string" && m.name.length <= 200 && typeof m.args === "string";
-  if (!valid || pendingCall) {
+  if (pendingCall) {
     // Only a worker that is not parked could post this: it is forged. Say so
-    // to the host and leave the real call (if any) alone.
-    send({ t: "warn", message: "ignored a malformed or overlapping host call from the guest" });
+    // to the host and leave the real call alone.
+    send({ t: "warn", message: "ignored an overlapping host call from the guest" });
     return;
   }
+  // The worker is parked on this call: a bad one is answered here, at once.
+  const bad = typeof m.name !== "string" || !m.name || m.name.length > 200
+    ? "a host function name must be a string of 1 to 200 characters"
+    : typeof m.args !== "string"
+    ? "host call arguments must be a JSON string"
+    : m.args.length > MAX_FIELD
+    ? `host call arguments are too large (over ${MAX_FIELD} characters); send bytes as data`
+    : null;
+  if (bad) return answer({ ok: false, error: { type: "ValueError", message: bad } }, new Uint8Array(0));
   pendingCall = { id: ++callSeq };
   send({ t: "call", id: pendingCall.id, name: m.name, args: m.args }, payload);
 }
@@ -243,8 +263,13 @@ function onCall(m, payload) {
 function onReply(header, payload) {
   if (!pendingCall || header.id !== pendingCall.id) return; // stale: the worker was replaced
   pendingCall = null;
+  answer({ ok: header.ok === true, value: header.value, error: header.error }, payload);
+}
+
+// Put a reply into the mailbox and wake the parked worker.
+function answer(reply, payload) {
   const { ctl } = ch;
-  let head = encoder.encode(JSON.stringify({ ok: header.ok === true, value: header.value, error: header.error }));
+  let head = encoder.encode(JSON.stringify(reply));
   if (!put(ch.mailbox, head, payload)) {
     head = encoder.encode(JSON.stringify({ ok: false, error: { type: "ValueError", message: "host reply too large" } }));
     payload = new Uint8Array(0);
@@ -258,6 +283,10 @@ function onReply(header, payload) {
 
 function onResult(m) {
   if (!current || m.id !== current.id || typeof m.json !== "string") return;
+  if (m.json.length > MAX_FIELD) {
+    const message = `the cell's result is too large to return (${m.json.length} characters)`;
+    return finish({ r: JSON.stringify({ error: { type: "ValueError", message, traceback: "" } }) });
+  }
   finish({ r: m.json });
 }
 
@@ -352,6 +381,7 @@ function onHost(header, payload) {
 
 // --- boot ----------------------------------------------------------------------
 
+send({ t: "hello" }); // the first frame, before any worker exists: the host learns the key
 try {
   snapshot = Deno.readFileSync(config.snapshot);
 } catch {
