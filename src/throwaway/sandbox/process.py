@@ -48,6 +48,28 @@ def _stderr_file():
     return tempfile.TemporaryFile()
 
 
+def _confine(pid: int, limits: dict[int, int] | None) -> None:
+    """Apply kernel limits (`resource.RLIMIT_*` -> value) to a started process.
+
+    Linux only (prlimit); a no-op elsewhere. Applied just after the start:
+    the runtime runs no guest code before it has booted.
+    """
+    try:
+        import resource
+
+        prlimit = resource.prlimit
+    except (ImportError, AttributeError):  # pragma: no cover - not Linux
+        return
+    for which, value in (limits or {}).items():
+        try:
+            hard = prlimit(pid, which)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            prlimit(pid, which, (value, hard))
+        except (OSError, ValueError):  # it is gone already, or the limit is not ours to set
+            pass
+
+
 def stderr_tail(f, n: int = 4000) -> str:
     try:
         f.seek(0, os.SEEK_END)
@@ -61,9 +83,10 @@ def stderr_tail(f, n: int = 4000) -> str:
 class Process:
     """A runtime process driven with blocking I/O."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None) -> None:
         self.stderr = _stderr_file()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        _confine(self.proc.pid, limits)
         self._fd = self.proc.stdout.fileno()
         self._in = self.proc.stdin.fileno()
         self._frames = _Frames()
@@ -117,13 +140,14 @@ class AsyncProcess:
     """A runtime process driven with asyncio."""
 
     @classmethod
-    async def start(cls, cmd: list[str], env: dict[str, str]) -> AsyncProcess:
+    async def start(cls, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None) -> AsyncProcess:
         self = cls()
         self.stderr = _stderr_file()
         self.proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.stderr, env=env,
             limit=1 << 20,
         )
+        _confine(self.proc.pid, limits)
         self._frames = _Frames()
         return self
 

@@ -229,7 +229,7 @@ class Sandbox(_Base):
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         self._proc.kill()
-                    self._proc = Process(op.cmd, op.env)
+                    self._proc = Process(op.cmd, op.env, op.limits)
             except Exception as e:
                 error = e
 
@@ -327,7 +327,7 @@ class AsyncSandbox(_Base):
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         await self._proc.kill()
-                    self._proc = await AsyncProcess.start(op.cmd, op.env)
+                    self._proc = await AsyncProcess.start(op.cmd, op.env, op.limits)
             except Exception as e:
                 error = e
 

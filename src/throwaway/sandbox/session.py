@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from .bridge import HostCalls, encode_reply
 from .limits import Limits
 from .process import RuntimeDied
 from .result import ExecResult, GuestError, parse_guest_result
-from .runtime import JS_DIR, Runtime, deno_command, deno_env
+from .runtime import JS_DIR, Runtime, deno_command, deno_env, process_limits
 
 OutputCallback = Callable[[str, str], None]
 BOOT_TIMEOUT = 180.0  # a first boot also makes the memory snapshot
@@ -37,6 +37,7 @@ class SandboxError(RuntimeError):
 class Spawn:
     cmd: list[str]
     env: dict[str, str]
+    limits: dict[int, int] = field(default_factory=dict)  # resource.RLIMIT_* -> value
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Session:
         self.cell = 0  # numbers the user's cells
         self.seq = 0  # numbers every exec, the host's own included
         self.boots = 0
+        self.key: str | None = None  # the current runtime's frame key (see `_recv`)
         self.warnings: list[str] = []
         self.after_boot: list[Callable[[], Flow]] = []  # e.g. mount the file system again
         self.fs_server: Any = None  # the FsServer, for the write quota
@@ -92,10 +94,14 @@ class Session:
             "read": [str(p) for p in self._readable()],
         }
         cmd = deno_command(self.runtime, memory_mb=self.limits.memory_mb, config=config, readable=self.readable)
-        yield Spawn(cmd, deno_env(self.runtime))
+        yield Spawn(cmd, deno_env(self.runtime), process_limits(self.limits.memory_mb))
+        self.key = None
         deadline = time.monotonic() + BOOT_TIMEOUT
         while True:
-            msg = yield Recv(deadline)
+            try:
+                msg = yield from self._recv(deadline)
+            except wire.ProtocolError as e:
+                raise SandboxError(f"the runtime broke the protocol while starting: {e}") from None
             if msg is None:
                 raise SandboxError(f"the runtime did not start within {BOOT_TIMEOUT:.0f} s")
             if msg.type == "snapshot" and self.boots == 0:
@@ -107,6 +113,28 @@ class Session:
                 return
             elif msg.type == "fatal":
                 raise SandboxError(f"the runtime failed to start: {msg.get('message', str, '')}")
+
+    def _recv(self, deadline: float | None) -> Flow:
+        """The runtime's next frame (None at the deadline), checked for its key.
+
+        Guest code can write to the runtime process's stdout, where the frames
+        travel (Deno.stdout, console.log, node:fs on fd 1). So the runtime
+        draws a random key at start, sends it in its first frame, before any
+        guest code exists, and puts it in every frame after: a frame without
+        it was forged, and raises ProtocolError.
+        """
+        msg = yield Recv(deadline)
+        if msg is None:
+            return None
+        key = msg.header.get("k")
+        if self.key is None:
+            if msg.type != "hello" or not isinstance(key, str) or not key:
+                raise wire.ProtocolError("the runtime's first frame is not its hello")
+            self.key = key
+            return (yield from self._recv(deadline))
+        if key != self.key:
+            raise wire.ProtocolError("a frame the runtime did not write (guest code wrote to its stdout)")
+        return msg
 
     def _readable(self) -> list[Path]:
         """What the worker may read: Pyodide's assets, our JS, the package caches."""
@@ -135,7 +163,7 @@ class Session:
         try:
             yield Send(wire.encode(header))
             while True:
-                msg = yield Recv(backstop)
+                msg = yield from self._recv(backstop)
                 if msg is None:
                     # The runtime itself stopped answering: replace it.
                     yield from self._replace()
@@ -146,14 +174,27 @@ class Session:
                 elif msg.type == "call":
                     yield from self._serve_call(msg)
                 elif msg.type == "result" and msg.header.get("id") == cell:
-                    return self._result(msg, out, started, timeout)
+                    result = self._result(msg, out, started, timeout)
+                    if result.restarted:
+                        # The runtime replaced its worker: lay out its files again.
+                        for hook in self.after_boot:
+                            yield from hook()
+                    return result
                 elif msg.type == "warn":
                     self.warnings.append(msg.get("message", str, ""))
+                elif msg.type == "fatal":
+                    raise RuntimeDied(msg.get("message", str, "the runtime failed"))
         except RuntimeDied as died:
             yield from self._replace()
             limit = "memory" if "memory" in str(died).lower() else "crash"
             return out.result(started, limit=limit, restarted=True,
                               error=GuestError("SandboxCrashed", f"the runtime died and was replaced ({died})"))
+        except wire.ProtocolError as bad:
+            # A forged or broken frame (guest code writing to the runtime's
+            # stdout): nothing more from this runtime can be trusted.
+            yield from self._replace()
+            return out.result(started, limit="crash", restarted=True,
+                              error=GuestError("SandboxCrashed", f"the runtime was replaced: {bad}"))
 
     def _serve_call(self, msg: wire.Message) -> Flow:
         call_id = msg.get("id", int)

@@ -155,6 +155,7 @@ function makeSnapshot() {
 
 function start() {
   ready = false;
+  Atomics.store(interrupt, 0, 0); // a stop meant for the old worker must not hit the new one
   ch = createChannel();
   // The snapshot is read again for each new worker rather than kept: 31 MB
   // less for every idle sandbox.
