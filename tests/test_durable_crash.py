@@ -33,11 +33,16 @@ def maybe_hang(where):
         open(os.environ["CRASH_READY"], "w").close()
         time.sleep(600)
 
+def cell(n, body):
+    # The cell logs through a writable host folder: one line each time it really runs.
+    return f"with open('/log/{LOG_NAME}', 'a') as f:\\n    f.write('tool {n}\\\\n')\\n" + body
+
+LOG_NAME = os.path.basename(os.environ["CRASH_LOG"])
 CELLS = [
-    "open('/output/one.txt', 'w').write('one')\\nopen('/marks/1').read()",
-    "x = open('/output/one.txt').read() + ' two'\\nopen('/home/user/two.txt', 'w').write(x)\\nopen('/marks/2').read()",
-    "open('/marks/3').read()\\nopen('/output/three.txt', 'w').write(open('/home/user/two.txt').read() + ' three')",
-    "open('/marks/4').read()\\nopen('/output/four.txt', 'w').write('four')",
+    cell(1, "open('/output/one.txt', 'w').write('one')"),
+    cell(2, "x = open('/output/one.txt').read() + ' two'\\nopen('/home/user/two.txt', 'w').write(x)"),
+    cell(3, "open('/hang/3').read()\\nopen('/output/three.txt', 'w').write(open('/home/user/two.txt').read() + ' three')"),
+    cell(4, "open('/output/four.txt', 'w').write('four')"),
 ]
 
 def turn(n, code):
@@ -52,16 +57,12 @@ def last(messages, info):
     return "All four files are in /output."
 
 agent = Agent("crash-test", model=ScriptedModel([turn(i + 1, c) for i, c in enumerate(CELLS)] + [last]))
+agent.fs.mount_host("/log", os.path.dirname(os.environ["CRASH_LOG"]), writable=True, description="the test's log")
 
-def mark(n):
-    def read():
-        log(f"tool {n}")
-        maybe_hang(f"tool {n}")
-        return "ok"
-    agent.fs.file(f"/marks/{n}")(read)
-
-for n in range(1, 5):
-    mark(n)
+@agent.fs.file("/hang/3")
+def hang():
+    maybe_hang("tool 3")
+    return "ok"
 '''
 
 
@@ -80,7 +81,8 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
 def test_killed_task_resumes_without_rerunning_finished_steps(tmp_path, hang_at):
     app = tmp_path / "crash_app.py"
     app.write_text(APP)
-    log, ready, out = tmp_path / "log.txt", tmp_path / "ready", tmp_path / "output"
+    (tmp_path / "log").mkdir()
+    log, ready, out = tmp_path / "log" / "ran.txt", tmp_path / "ready", tmp_path / "output"
     env = {**os.environ, "THROWAWAY_DATA": str(tmp_path / "data"), "CRASH_LOG": str(log),
            "CRASH_READY": str(ready), "PYTHONUNBUFFERED": "1"}
 

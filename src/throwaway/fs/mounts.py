@@ -33,8 +33,9 @@ class FileInfo:
     writable: bool = False
 
     def mode(self) -> int:
-        perm = 0o755 if self.is_dir else (0o644 if self.writable else 0o444)
-        return (stat.S_IFDIR if self.is_dir else stat.S_IFREG) | perm
+        # The usual bits even on read-only mounts (as Linux shows them): the
+        # host refuses writes there with EROFS, which says why.
+        return (stat.S_IFDIR | 0o755) if self.is_dir else (stat.S_IFREG | 0o644)
 
 
 class Mount:
@@ -91,7 +92,9 @@ class HostDir(Mount):
         return FileInfo(stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, self.writable)
 
     def list(self, rel: str) -> list[str]:
-        return sorted(os.listdir(self.resolve(rel)))
+        folder = self.resolve(rel)
+        # Links that lead out of the mount are not shown at all.
+        return sorted(n for n in os.listdir(folder) if _within(self.root, folder / n))
 
 
 class Resource(Mount):
@@ -119,6 +122,10 @@ class Resource(Mount):
     def write(self, path: str, data: bytes) -> MaybeAsync:
         """Accept the contents written to `path` (called when the guest closes it)."""
         raise OSError(errno.EROFS, "Read-only file system")
+
+    def can_write(self, path: str) -> bool:
+        """Whether the guest may open `path` for writing (checked at open)."""
+        return self.writable
 
     def delete(self, path: str) -> MaybeAsync:
         raise OSError(errno.EROFS, "Read-only file system")
@@ -160,6 +167,9 @@ class Files(Resource):
             raise OSError(errno.ENOTDIR, "Not a directory")
         return sorted(self.files)
 
+    def can_write(self, path: str) -> bool:
+        return self.files.get(path.lstrip("/"), (None, False))[1]
+
     def _fn(self, path: str, *, write: bool) -> Callable[..., Any]:
         entry = self.files.get(guest_rel(path).lstrip("/"))
         if entry is None:
@@ -187,6 +197,11 @@ class Files(Resource):
         if writable:
             return FileInfo(False, 0, time.time(), True)
         return _then(fn(), lambda data: FileInfo(False, len(_bytes(data)), time.time(), False))
+
+
+def _within(root: Path, path: Path) -> bool:
+    resolved = Path(os.path.realpath(path))
+    return resolved == root or root in resolved.parents
 
 
 def _bytes(data: Content) -> bytes:

@@ -206,7 +206,7 @@ class FsServer:
 
     def _resource_open(self, m: Resource, rel: str, args: dict) -> Any:
         if args.get("mode") != "r":
-            if not m.writable:
+            if not m.can_write(rel):
                 raise OSError(errno.EROFS, "Read-only file system")
             h = self._new_handle(_Handle(m, rel, buffer=bytearray()))
             return {"h": h, "whole": True, "stat": _stat(FileInfo(False, 0, 0, True))}
@@ -221,12 +221,12 @@ class FsServer:
         return _then(m.read(rel), opened)
 
     def _resource_create(self, m: Resource, rel: str, args: dict) -> dict:
-        if not m.writable:
+        if not m.can_write(rel):
             raise OSError(errno.EROFS, "Read-only file system")
         return _stat(FileInfo(False, 0, 0, True))
 
     def _resource_truncate(self, m: Resource, rel: str, args: dict) -> dict:
-        if not m.writable:
+        if not m.can_write(rel):
             raise OSError(errno.EROFS, "Read-only file system")
         return {}  # a resource is written whole, on close
 

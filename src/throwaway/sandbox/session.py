@@ -225,8 +225,8 @@ class Session:
         elif limit == "timeout" and error is not None and error.type == "KeyboardInterrupt":
             error = GuestError("TimeoutError", f"the cell ran past its {timeout} s deadline and was interrupted",
                                error.traceback)
-        elif error is not None and self.fs_server is not None and self.fs_server.quota_hit:
-            limit = "disk"
+        elif self.fs_server is not None and self.fs_server.quota_hit:
+            limit = "disk"  # even if the guest swallowed the error: its write was lost
         elif limit == "output" and error is not None and error.type == "KeyboardInterrupt":
             error = GuestError("OutputLimitExceeded",
                                f"the cell wrote more than {self.limits.output_bytes} bytes and was stopped", error.traceback)

@@ -405,6 +405,10 @@ def restore_tree(roots, skip=()):
             dirs.append((path, mode, mtime_ns))
         elif kind == "l":
             os.symlink(extra, path)
+            try:
+                os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+            except (NotImplementedError, OSError):
+                pass
         else:
             sha = extra
             if sha not in blobs:

@@ -133,6 +133,10 @@ export function createHostFS(FS, call, errnoCodes) {
 
   const stream_ops = {
     open(stream) {
+      if ((stream.node.mode & 0o170000) === S_IFDIR) {
+        stream.whole = new Uint8Array(0); // a folder opened for listing: readdir does the work
+        return;
+      }
       const acc = stream.flags & O_ACCMODE;
       const mode = acc === O_WRONLY ? "w" : acc === O_RDWR ? "rw" : "r";
       const { value, payload } = host("open", {
