@@ -141,7 +141,7 @@ class FsServer:
         if stat_.S_ISDIR(os.stat(path).st_mode):
             if mode != "r":
                 raise OSError(errno.EISDIR, "Is a directory")
-            return {"h": self._new_handle(_Handle(m, rel)), "whole": True, "stat": _stat(m.stat(rel))}
+            return {"h": None, "whole": True, "stat": _stat(m.stat(rel))}
         if mode == "r":
             flags = os.O_RDONLY
         else:
@@ -154,8 +154,8 @@ class FsServer:
                 data = os.pread(fd, WHOLE + 1, 0)
             finally:
                 os.close(fd)
-            h = self._new_handle(_Handle(m, rel))
-            return Reply({"h": h, "whole": True, "stat": _stat(FileInfo(False, len(data), info.mtime, m.writable))},
+            # Sent whole, and no handle kept: the guest's close costs no call.
+            return Reply({"h": None, "whole": True, "stat": _stat(FileInfo(False, len(data), info.mtime, m.writable))},
                          data)
         return {"h": self._new_handle(_Handle(m, rel, fd=fd)), "whole": False, "stat": _stat(info)}
 
@@ -215,7 +215,7 @@ class FsServer:
             data = _bytes(content)
             info = FileInfo(False, len(data), 0, m.writable)
             if len(data) <= WHOLE:
-                return Reply({"h": self._new_handle(_Handle(m, rel)), "whole": True, "stat": _stat(info)}, data)
+                return Reply({"h": None, "whole": True, "stat": _stat(info)}, data)
             return Reply({"h": self._new_handle(_Handle(m, rel, data=data)), "whole": False, "stat": _stat(info)})
 
         return _then(m.read(rel), opened)

@@ -154,7 +154,7 @@ export function createHostFS(FS, call, errnoCodes) {
       try {
         flush(stream);
       } finally {
-        if (stream.handle !== undefined) host("close", { h: stream.handle });
+        if (stream.handle !== undefined && stream.handle !== null) host("close", { h: stream.handle });
         stream.node.hostStat = null;
       }
     },
