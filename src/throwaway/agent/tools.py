@@ -118,7 +118,7 @@ def run_tool(name: str, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 def execute_python(ctx: ToolContext, code: str) -> ToolResult:
     sandbox, restored = ctx.sandbox()
     result = sandbox.exec(code, timeout=ctx.cell_timeout, on_output=ctx.on_output)
-    files = sorted(sandbox.output_changes())
+    files = sorted(result.files)  # what the cell wrote under /output, found by the guest in the same round trip
     content: dict[str, Any] = {
         "success": result.ok,
         "stdout": _clip(result.stdout),

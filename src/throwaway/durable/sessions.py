@@ -40,8 +40,10 @@ class SandboxSession:
             if snapshot:
                 sandbox.restore(self.blobs, snapshot)
                 restored = True
-            # Reset the change tracker: restored files were not written by the next cell.
-            sandbox.output_changes()
+                # A cell reports the /output files changed since the previous
+                # cell; an empty cell makes the restored files the baseline,
+                # so the next cell does not claim to have written them.
+                sandbox.exec("pass")
         except BaseException:
             sandbox.close()
             raise

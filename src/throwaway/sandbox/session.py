@@ -223,13 +223,12 @@ class Session:
             error = GuestError("TimeoutError" if limit == "timeout" else "SandboxRestarted",
                                why + "; the worker was replaced and the cell's globals are gone")
         elif limit == "timeout" and error is not None and error.type == "KeyboardInterrupt":
-            error = GuestError("TimeoutError", f"the cell ran past its {timeout} s deadline and was interrupted",
-                               error.traceback)
+            error = _because(error, "TimeoutError", f"the cell ran past its {timeout} s deadline and was interrupted")
         elif self.fs_server is not None and self.fs_server.quota_hit:
             limit = "disk"  # even if the guest swallowed the error: its write was lost
         elif limit == "output" and error is not None and error.type == "KeyboardInterrupt":
-            error = GuestError("OutputLimitExceeded",
-                               f"the cell wrote more than {self.limits.output_bytes} bytes and was stopped", error.traceback)
+            error = _because(error, "OutputLimitExceeded",
+                             f"the cell wrote more than {self.limits.output_bytes} bytes and was stopped")
         return out.result(started, value=value, json=js, error=error, limit=limit, restarted=restarted, files=files)
 
     def _replace(self) -> Flow:
@@ -261,6 +260,12 @@ class _Output:
             stdout="".join(self.parts["stdout"]), stderr="".join(self.parts["stderr"]),
             duration=time.monotonic() - started, **fields,
         )
+
+
+def _because(interrupt: GuestError, kind: str, message: str) -> GuestError:
+    """The error for a cell a limit interrupted: the guest's KeyboardInterrupt
+    traceback shows where it was, and a last line says why."""
+    return GuestError(kind, message, f"{interrupt.traceback.rstrip()}\n\n{kind}: {message}\n")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -288,6 +288,14 @@ function onResult(m) {
     const message = `the cell's result is too large to return (${m.json.length} characters)`;
     return finish({ r: JSON.stringify({ error: { type: "ValueError", message, traceback: "" } }) });
   }
+  if (m.broken === true) {
+    // The interpreter failed beneath Python: report the cell, then replace the worker.
+    release();
+    worker.terminate();
+    pendingCall = null;
+    finish({ r: m.json, restarted: true, killed: "crash", message: "the interpreter failed beneath Python" });
+    return start();
+  }
   finish({ r: m.json });
 }
 

@@ -14,6 +14,18 @@ let runCell = null;
 let ch = null;
 let hostfs = null;
 
+// In a worker, console.log writes to the process's stdout, which carries the
+// runtime's frames to the host: the host would take it for a forged frame and
+// replace the runtime. Guest code calls it (js.console.log), and so does
+// Pyodide (loadPackage's messages): send it to the cell's stderr instead.
+const consoleError = console.error.bind(console);
+function consoleOut(...args) {
+  const text = args.map((a) => (typeof a === "string" ? a : Deno.inspect(a))).join(" ");
+  if (ch) post({ t: "out", s: "stderr" }, encoder.encode(text + "\n"));
+  else consoleError(text);
+}
+for (const name of ["log", "info", "debug", "dir", "dirxml", "table"]) console[name] = consoleOut;
+
 // Hand a message to the main thread: wait until the previous one was taken,
 // write this one into the shared buffer, wake the main thread.
 function post(header, payload) {
@@ -96,7 +108,11 @@ async function exec(m) {
     }
     json = r;
   } catch (err) {
+    // A JS error (not a Python one) got past the runner: the interpreter failed
+    // beneath Python (a JS stack overflow from deep recursion, a wasm trap)
+    // and its state cannot be trusted: the main thread replaces this worker.
     json = JSON.stringify({ error: { type: "RuntimeError", message: String(err?.message ?? err), traceback: "" } });
+    if (err?.name !== "PythonError") return post({ t: "result", id: m.id, json, broken: true });
   }
   post({ t: "result", id: m.id, json });
 }
