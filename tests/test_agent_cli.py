@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -93,3 +94,14 @@ def test_bad_arguments(cli):
     assert result.exit_code == 2 and "HOST:GUEST" in result.output
     assert "no task 'nope'" in cli("show", "nope").output
     assert "no task 'nope'" in cli("resume", "nope").output
+
+
+def test_package_loading_shows_progress_while_the_cell_runs():
+    from throwaway.agent.display import Printer
+
+    lines: list[str] = []
+    printer = Printer(echo=lambda text="", **_: lines.append(click.unstyle(text)))
+    for stream, text in [("stderr", "Loading numpy, Pil"), ("stderr", "low\nDeprecationWarning: x\n"),
+                         ("stdout", "Loaded in the cell\n"), ("stderr", "Loaded numpy, Pillow\n")]:
+        printer({"type": "output", "step": 1, "stream": stream, "text": text})
+    assert lines == ["    … Loading numpy, Pillow", "    … Loaded numpy, Pillow"]

@@ -111,8 +111,11 @@ def test_killed_task_resumes_without_rerunning_finished_steps(tmp_path, hang_at)
     assert code == 0, printed
     assert "Step 1: (from checkpoint)" in printed and "Step 2: (from checkpoint)" in printed
     assert "Total steps: 5" in printed
+    step_3 = printed[printed.index("Step 3:"):printed.index("Step 4:")]
+    assert "wrote  | /output/three.txt" in step_3
+    assert "one.txt" not in step_3  # restored files are not reported as written by the cell
     if hang_at == "tool 3":
-        assert "Tool result: ok (sandbox restored from checkpoint)" in printed
+        assert "Tool result: ok (sandbox restored from checkpoint)" in step_3
 
     # 4. No finished step ran again: only the interrupted one ran twice.
     ran = Counter(log.read_text().splitlines())

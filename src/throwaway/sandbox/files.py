@@ -51,7 +51,18 @@ def run(session: Session, code: str) -> Flow:
 
 def prepare(session: Session, folders: list[str], plan: list[dict], cwd: str) -> Flow:
     """Make the in-memory folders and mount the host-backed ones (after each boot)."""
-    yield from run(session, f"__import__('_throwaway').prepare({folders!r}, {plan!r}, {cwd!r})")
+    code = f"__import__('_throwaway').prepare({folders!r}, {plan!r}, {cwd!r})"
+    r = yield from session.exec(code, INTERNAL_TIMEOUT, None, internal=True)
+    if r.restarted:
+        # The runtime died under this cell (a guest that used up the runtime's
+        # memory leaves the next worker none) and was replaced, and the
+        # replacement's boot has prepared it already.
+        return
+    if r.error is not None:
+        cls = _ERRORS.get(r.error.type)
+        if cls is not None:
+            raise cls(r.error.message)
+        raise SandboxError(f"{r.error.type}: {r.error.message}")
 
 
 def read_file(session: Session, path: str) -> Flow:
