@@ -341,3 +341,28 @@ def test_a_restart_brings_back_the_last_snapshot(tmp_path):
         r = sb.exec("import js\njs.eval('while (true) {}')")
         assert r.restarted
         assert run(sb, "import os; sorted(os.listdir('/home/user')), os.getcwd()") == [["keep.txt"], "/home/user"]
+
+
+def test_snapshots_send_only_what_the_store_lacks(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    blobs = lambda: sorted(p for p in (tmp_path / "blobs").rglob("*") if p.is_file())  # noqa: E731
+    with Sandbox() as sb:
+        run(sb, TREE)
+        first = sb.snapshot(store)
+        after_first = blobs()
+        assert sb.snapshot(store) == first and blobs() == after_first  # nothing changed, nothing stored
+        run(sb, "open('/home/user/proj/run.sh', 'a').write('\\necho changed')")
+        second = sb.snapshot(store)
+        assert second != first
+        assert len(blobs()) == len(after_first) + 2  # the changed file and the new manifest
+
+
+def test_restored_files_are_not_the_next_cells_output(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    with Sandbox() as a:
+        run(a, "open('/output/old.txt', 'w').write('from before')")
+        digest = a.snapshot(store)
+    with Sandbox() as b:
+        b.restore(store, digest)
+        assert b.exec("1").files == []
+        assert b.exec("open('/output/new.txt', 'w').write('x')").files == ["/output/new.txt"]

@@ -299,7 +299,7 @@ def test_no_network(sandbox, listener):
     not_capable(attempt(sandbox, f"js.Deno.connect(_obj({{'hostname': '127.0.0.1', 'port': {port}}}))"), "net")
     not_capable(attempt(sandbox, f"js.Deno.connectTls(_obj({{'hostname': '127.0.0.1', 'port': {port}}}))"), "net")
     not_capable(attempt(sandbox, f"js.WebSocket.new('ws://127.0.0.1:{port}/')"), "net")
-    not_capable(attempt(sandbox, f"js.Deno.listen(_obj({{'port': 0}}))"), "net")
+    not_capable(attempt(sandbox, "js.Deno.listen(_obj({'port': 0}))"), "net")
     not_capable(attempt(sandbox, "js.Deno.resolveDns('example.com', 'A')"), "net")
     not_capable(js_attempt(sandbox, f"import('node:net').then(n => new Promise((ok, no) => "
                                     f"n.connect({port}, '127.0.0.1').on('connect', () => ok('connected')).on('error', no)))"),
@@ -444,7 +444,7 @@ def test_nested_workers_gain_nothing(sandbox, permissions):
             f"{{type: 'module', deno: {{permissions: {permissions}}}}}); "
             "w.onmessage = e => { w.terminate(); ok(e.data) }; "
             "w.onerror = e => { e.preventDefault(); ok('error: ' + e.message) } })")
-    kind, message = js_attempt(sandbox, code)
+    _kind, message = js_attempt(sandbox, code)
     assert not message.startswith("read:"), message
     assert "Requires read access" in message or "Can't escalate parent thread permissions" in message, message
 
@@ -461,7 +461,7 @@ def test_node_worker_threads_gain_nothing(sandbox):
 
 def test_remote_and_uncached_modules_are_refused(sandbox):
     denied(js_attempt(sandbox, "import('jsr:@std/path')"), "import")
-    kind, message = js_attempt(sandbox, "import('npm:left-pad')")
+    kind, _message = js_attempt(sandbox, "import('npm:left-pad')")
     assert kind != "ok"
 
 

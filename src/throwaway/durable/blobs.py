@@ -44,4 +44,7 @@ class BlobStore:
             raise KeyError(f"no blob {digest} in {self.root}") from None
 
     def has(self, digest: str) -> bool:
-        return self._path(digest).exists()
+        try:
+            return self._path(digest).exists()
+        except ValueError:
+            return False

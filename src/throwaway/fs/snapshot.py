@@ -16,33 +16,35 @@ from ..sandbox.bridge import HostCalls
 
 
 class SnapshotWriter:
-    """Takes the guest's files as it sends them, then writes the manifest."""
+    """Takes the files the store lacks from the guest, then writes the manifest."""
 
     def __init__(self, store: BlobStore) -> None:
         self.store = store
-        self.hashes: dict[str, str] = {}
 
     def calls(self) -> HostCalls:
         calls = HostCalls()
+        calls.add("snapshot.missing", self._missing)
         calls.add("snapshot.put", self._put)
         return calls
 
+    def _missing(self, args: Any, data: bytes) -> list[str]:
+        shas = args.get("shas") if isinstance(args, dict) else None
+        if not isinstance(shas, list) or not all(isinstance(s, str) for s in shas):
+            raise ValueError("snapshot.missing needs a list of shas")
+        return [sha for sha in shas if not self.store.has(sha)]
+
     def _put(self, args: Any, data: bytes) -> None:
-        path = args.get("path") if isinstance(args, dict) else None
-        if not isinstance(path, str):
-            raise ValueError("snapshot.put needs a path")
-        self.hashes[path] = self.store.put(data)
+        sha = args.get("sha") if isinstance(args, dict) else None
+        if self.store.put(data) != sha:
+            raise ValueError("snapshot.put: the bytes do not match their sha256")
 
     def finish(self, entries: list) -> str:
-        """Store the manifest for the walked `entries`; returns its digest."""
-        out = []
-        for kind, path, mode, mtime_ns, extra in entries:
-            if kind == "f":
-                if path not in self.hashes:
-                    raise RuntimeError(f"the guest listed {path} but did not send it")
-                extra = self.hashes[path]
-            out.append([kind, path, mode, mtime_ns, extra])
-        manifest = json.dumps({"version": 1, "entries": out}, sort_keys=True, separators=(",", ":"))
+        """Store the manifest for the walked `entries` (files carry their
+        sha256); returns its digest."""
+        for kind, path, _, _, sha in entries:
+            if kind == "f" and not self.store.has(sha):
+                raise RuntimeError(f"the guest listed {path} but its contents never arrived")
+        manifest = json.dumps({"version": 1, "entries": entries}, sort_keys=True, separators=(",", ":"))
         return self.store.put(manifest.encode())
 
 

@@ -372,12 +372,22 @@ def walk(roots, skip=()):
 
 
 def snapshot_tree(roots, skip=()):
-    """Send every in-memory file to the host; return the tree's entries."""
+    """Send the host the in-memory files it does not have yet; return the
+    tree's entries, each file's size replaced by its sha256."""
+    import hashlib
+
     entries = walk(roots, skip)
-    for kind, path, *_ in entries:
-        if kind == "f":
-            with open(path, "rb") as f:
-                call("snapshot.put", {"path": path}, f.read())
+    contents = {}
+    for entry in entries:
+        if entry[0] == "f":
+            with open(entry[1], "rb") as f:
+                data = f.read()
+            entry[4] = hashlib.sha256(data).hexdigest()
+            contents[entry[4]] = entry[1]
+    missing, _ = call("snapshot.missing", {"shas": sorted(contents)})
+    for sha in missing:
+        with open(contents[sha], "rb") as f:
+            call("snapshot.put", {"sha": sha}, f.read())
     return entries
 
 
@@ -420,6 +430,7 @@ def restore_tree(roots, skip=()):
     for path, mode, mtime_ns in reversed(dirs):  # deepest first: filling a folder changes its mtime
         os.chmod(path, mode)
         os.utime(path, ns=(mtime_ns, mtime_ns))
+    _output_changes()  # restored files are not the next cell's output
     return len(manifest["entries"])
 
 
