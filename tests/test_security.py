@@ -143,8 +143,8 @@ def test_python_open_sees_only_the_guest_tree(sandbox):
     r = sandbox.exec(
         "import os\n"
         "found = {}\n"
-        f"for p in ['/etc/passwd', '/etc/hostname', {str(PROJECT / 'pyproject.toml')!r}, {str(Path.home())!r} + '/.bashrc',"
-        f" {str(JS_DIR / 'main.js')!r}, '/proc/self/environ']:\n"
+        f"for p in ['/etc/passwd', '/etc/hostname', {str(PROJECT / 'pyproject.toml')!r},"
+        f" {str(Path.home() / '.bashrc')!r}, {str(JS_DIR / 'main.js')!r}, '/proc/self/environ']:\n"
         "    try:\n"
         "        found[p] = open(p).read()[:50]\n"
         "    except OSError as e:\n"
@@ -211,8 +211,8 @@ def test_imports_from_outside_the_allowed_folders(sandbox, tmp_path):
     denied(js_attempt(sandbox, "import('file:///etc/passwd', {with: {type: 'text'}})"), "read")
     denied(js_attempt(sandbox, f"import('file://{PROJECT}/.venv/pyvenv.cfg', {{with: {{type: 'json'}}}})"), "read")
     # A data: module runs with the worker's permissions, no more.
-    not_capable(js_attempt(sandbox, "import(\"data:text/javascript,export default Deno.readTextFileSync('/etc/passwd')\")"),
-                "read")
+    data_module = "data:text/javascript,export default Deno.readTextFileSync('/etc/passwd')"
+    not_capable(js_attempt(sandbox, f"import({data_module!r})"), "read")
     # Python imports see the guest's tree only.
     r = sandbox.exec(f"import sys\nsys.path.insert(0, {str(PROJECT / 'tests')!r})\nimport conftest")
     assert r.error.type == "ModuleNotFoundError"
@@ -240,9 +240,9 @@ def bait():
 
 def test_deno_cannot_write_anywhere(sandbox, tmp_path, bait):
     runtime = ensure_runtime()
-    targets = [tmp_path / "marker", JS_DIR / f".marker-{uuid.uuid4().hex}",
-               runtime.pyodide_dir / f".marker-{uuid.uuid4().hex}", runtime.packages_dir / f".marker-{uuid.uuid4().hex}",
-               runtime.snapshots_dir / f".marker-{uuid.uuid4().hex}"]
+    name = f".marker-{uuid.uuid4().hex}"
+    targets = [tmp_path / "marker", JS_DIR / name, runtime.pyodide_dir / name, runtime.packages_dir / name,
+               runtime.snapshots_dir / name]
     for t in targets:
         not_capable(attempt(sandbox, f"js.Deno.writeTextFileSync({str(t)!r}, 'x')"), "write")
         not_capable(attempt(sandbox, f"js.Deno.mkdirSync({str(t)!r})"), "write")
@@ -273,7 +273,6 @@ def test_no_storage_api_reaches_the_disk(sandbox, victim):
            "    await cache.put('http://cache.invalid/', js.Response.new('secret'))\n")
     r = attempt(sandbox, "put()", setup=put)
     assert r[0] != "ok", "guest code wrote to the Cache API"
-    assert "Failed to create cache storage directory" in r[1], r
     assert "localStorage" not in sandbox.exec("import js; dir(js)").value
     other = victim  # another sandbox, another runtime process
     get = ("async def get():\n"
@@ -301,16 +300,16 @@ def test_no_network(sandbox, listener):
     not_capable(attempt(sandbox, f"js.WebSocket.new('ws://127.0.0.1:{port}/')"), "net")
     not_capable(attempt(sandbox, "js.Deno.listen(_obj({'port': 0}))"), "net")
     not_capable(attempt(sandbox, "js.Deno.resolveDns('example.com', 'A')"), "net")
-    not_capable(js_attempt(sandbox, f"import('node:net').then(n => new Promise((ok, no) => "
-                                    f"n.connect({port}, '127.0.0.1').on('connect', () => ok('connected')).on('error', no)))"),
-                "net")
+    not_capable(js_attempt(sandbox, f"import('node:net').then(n => new Promise((ok, no) => n.connect({port}, "
+                                    "'127.0.0.1').on('connect', () => ok('connected')).on('error', no)))"), "net")
     not_capable(js_attempt(sandbox, f"import('node:http').then(h => new Promise((ok, no) => "
                                     f"h.get({url!r}, r => ok(r.statusCode)).on('error', no)))"), "net")
     # A remote module, or a worker from a URL, is an import, also refused.
     denied(js_attempt(sandbox, f"import('{url}m.js')"), "import")
     assert "Requires import access" in js_attempt(
         sandbox, f"new Promise(ok => {{ const w = new Worker('{url}w.js', {{type: 'module'}}); "
-                 "w.onerror = e => { e.preventDefault(); ok('error: ' + e.message) }; w.onmessage = () => ok('ran') })")[1]
+                 "w.onerror = e => { e.preventDefault(); ok('error: ' + e.message) }; "
+                 "w.onmessage = () => ok('ran') })")[1]
     # EventSource connects in the background: give it time, then look at the server.
     kind, state = js_attempt(sandbox, f"new Promise(ok => {{ const s = new EventSource({url!r}); "
                                       "s.onerror = () => { s.close(); ok('error') }; s.onopen = () => ok('open') })")
@@ -320,9 +319,11 @@ def test_no_network(sandbox, listener):
     assert kind != "ok" and "Requires net access" in message
     kind, message = attempt(sandbox, f"pyodide.http.open_url({url!r}).read()", setup="import pyodide.http")
     assert kind != "ok"
-    kind, message = attempt(sandbox, f"urllib.request.urlopen({url!r}, timeout=2).read()", setup="import urllib.request")
+    kind, message = attempt(sandbox, f"urllib.request.urlopen({url!r}, timeout=2).read()",
+                            setup="import urllib.request")
     assert kind == "URLError"
-    kind, message = attempt(sandbox, f"socket.create_connection(('127.0.0.1', {port}), timeout=2)", setup="import socket")
+    kind, message = attempt(sandbox, f"socket.create_connection(('127.0.0.1', {port}), timeout=2)",
+                            setup="import socket")
     assert kind in ("OSError", "ConnectionRefusedError", "TimeoutError")
     assert "XMLHttpRequest" not in sandbox.exec("import js; dir(js)").value
     assert_listener_untouched(listener)
@@ -336,8 +337,9 @@ def test_no_udp(victim):
     port = srv.getsockname()[1]
     # node:dgram reports the denial as an uncaught error, which may kill the
     # worker: that is the guest's own loss, and it is replaced.
-    sb.exec(PRELUDE + f"await _try(lambda: js.eval(\"import('node:dgram').then(d => {{ const s = d.createSocket('udp4'); "
-                      f"s.on('error', () => {{}}); s.send('leak', {port}, '127.0.0.1') }})\"))")
+    send = (f"import('node:dgram').then(d => {{ const s = d.createSocket('udp4'); s.on('error', () => {{}}); "
+            f"s.send('leak', {port}, '127.0.0.1') }})")
+    sb.exec(PRELUDE + f"await _try(lambda: js.eval({send!r}))")
     with pytest.raises(socket.timeout):
         srv.recvfrom(100)
     srv.close()
@@ -363,8 +365,8 @@ def test_no_processes(sandbox, tmp_path):
     marker = tmp_path / "ran"
     victim = subprocess.Popen(["sleep", "60"])
     try:
-        not_capable(attempt(sandbox, f"js.Deno.Command.new('/bin/sh', _obj({{'args': ['-c', 'touch {marker}']}})).outputSync()"),
-                    "run")
+        not_capable(attempt(sandbox, f"js.Deno.Command.new('/bin/sh', _obj({{'args': ['-c', 'touch {marker}']}}))"
+                                     ".outputSync()"), "run")
         not_capable(attempt(sandbox, f"js.Deno.Command.new('touch', _obj({{'args': ['{marker}']}})).spawn()"), "run")
         kind, message = attempt(sandbox, f"js.Deno.run(_obj({{'cmd': ['touch', '{marker}']}}))")
         assert kind != "ok" and ("NotCapable" in message or "not a function" in message)
@@ -381,8 +383,10 @@ def test_no_processes(sandbox, tmp_path):
 
 
 def test_no_ffi(sandbox):
-    not_capable(attempt(sandbox, "js.Deno.dlopen('libc.so.6', _obj({'getpid': {'parameters': [], 'result': 'i32'}}))"), "ffi")
-    assert js_attempt(sandbox, "import('node:process').then(p => p.dlopen({exports: {}}, '/lib/x86_64-linux-gnu/libc.so.6'))")[0] != "ok"
+    symbols = "_obj({'getpid': {'parameters': [], 'result': 'i32'}})"
+    not_capable(attempt(sandbox, f"js.Deno.dlopen('libc.so.6', {symbols})"), "ffi")
+    kind, _ = js_attempt(sandbox, "import('node:process').then(p => p.dlopen({exports: {}}, 'libc.so.6'))")
+    assert kind != "ok"
 
 
 def test_no_system_information(sandbox):
@@ -417,9 +421,11 @@ def test_permissions_stay_denied(sandbox):
         assert kind == "ok" and state != "granted", (name, state)
         kind, state = attempt(sandbox, f"js.Deno.permissions.requestSync(_obj({{'name': {name!r}}})).state")
         assert state != "granted", (name, state)
-        kind, state = attempt(sandbox, f"js.Deno.permissions.request(_obj({{'name': {name!r}}})).then(lambda s: s.state)")
+        kind, state = attempt(sandbox, f"js.Deno.permissions.request(_obj({{'name': {name!r}}}))"
+                                       ".then(lambda s: s.state)")
         assert state != "granted", (name, state)
-    assert attempt(sandbox, "js.Deno.permissions.requestSync(_obj({'name': 'read', 'path': '/etc/passwd'})).state")[1] != "granted"
+    passwd = "_obj({'name': 'read', 'path': '/etc/passwd'})"
+    assert attempt(sandbox, f"js.Deno.permissions.requestSync({passwd}).state")[1] != "granted"
     assert attempt(sandbox, "js.Deno.permissions.revokeSync(_obj({'name': 'read'})).state")[0] == "ok"
     not_capable(attempt(sandbox, "js.Deno.readTextFileSync('/etc/passwd')"), "read")
 
@@ -490,7 +496,7 @@ def test_guest_cannot_forge_frames_on_the_runtimes_stdout(victim):
     assert r.json == "real" or r.restarted
     head = json.dumps({"t": "snapshot"}).encode()
     forged = struct.pack("<II", len(head), 4) + head + b"evil"
-    r = sb.exec(f"import js\njs.Deno.stdout.writeSync(js.Uint8Array.new(list({forged!r})))\nimport time; time.sleep(0.3)")
+    r = sb.exec(f"import js, time\njs.Deno.stdout.writeSync(js.Uint8Array.new(list({forged!r})))\ntime.sleep(0.3)")
     assert host_snapshots() == snaps
     assert sb.exec("6 * 7").json == 42
 
@@ -500,7 +506,8 @@ JUNK = {
     "huge-prefix": "js.Deno.stdout.writeSync(js.Uint8Array.new([255] * 64))",
     "half-frame": "js.Deno.stdout.writeSync(js.Uint8Array.new([10, 0, 0, 0, 0, 0, 0, 0, 123]))",
     "node-fs-fd1": "await js.eval(\"import('node:fs').then(fs => fs.writeSync(1, 'junk'))\")",
-    "nested-worker": "js.eval(\"new Worker('data:text/javascript,console.log(1); Deno.stdout.writeSync(new Uint8Array(99))', {type: 'module'})\")",
+    "nested-worker": "js.eval(\"new Worker('data:text/javascript,console.log(1); "
+                     "Deno.stdout.writeSync(new Uint8Array(99))', {type: 'module'})\")",
 }
 
 
@@ -516,7 +523,8 @@ def test_stderr_flood_is_bounded(victim):
     """The runtime's stderr goes to a file on the host; the guest can write there."""
     sb = victim
     r = sb.exec("import js\nchunk = js.Uint8Array.new(1 << 20)\nn = 0\n"
-                "try:\n    for n in range(256):\n        js.Deno.stderr.writeSync(chunk)\nexcept Exception:\n    pass\nn")
+                "try:\n    for n in range(256):\n        js.Deno.stderr.writeSync(chunk)\n"
+                "except Exception:\n    pass\nn")
     assert r.restarted or r.json <= STDERR_MAX >> 20, r
     size = os.stat(f"/proc/{sb.pid}/fd/2").st_size
     assert size <= STDERR_MAX
@@ -638,8 +646,8 @@ def test_array_buffer_bomb_is_capped(fresh, sandbox):
     sandbox.exec("bystander = 'unharmed'")
     sb = fresh(limits=Limits(memory_mb=256, timeout=30, grace=0.3))
     r = sb.exec("import js\n"
-                "js.eval('globalThis.keep = []; try { for (let i = 0; i < 16; i++) keep.push(new Uint8Array(256 << 20).fill(1)) }"
-                " catch (e) { globalThis.failure = String(e) }')\n"
+                "js.eval('globalThis.keep = []; try { for (let i = 0; i < 16; i++) "
+                "keep.push(new Uint8Array(256 << 20).fill(1)) } catch (e) { globalThis.failure = String(e) }')\n"
                 "(js.keep.length, str(getattr(js, 'failure', None)))")
     if not r.restarted:
         count, failure = r.json
@@ -731,7 +739,8 @@ def test_overwriting_the_workers_globals(victim):
 
 def test_sandboxes_do_not_share_anything(victim, sandbox):
     a, b = victim, sandbox
-    a.exec("import js\njs.eval('globalThis.__got = []; new BroadcastChannel(\"throwaway\").onmessage = e => __got.push(e.data)')")
+    a.exec("import js\njs.eval('globalThis.__got = []; "
+           "new BroadcastChannel(\"throwaway\").onmessage = e => __got.push(e.data)')")
     b.exec("import js\njs.eval('new BroadcastChannel(\"throwaway\").postMessage(\"hello from b\")')\n"
            "security_b_only = 'b only'")
     time.sleep(0.2)
@@ -768,7 +777,8 @@ def test_mounts_keep_to_their_folder(tmp_path):
                                     "import throwaway\n")
             assert kind in ("PermissionError", "OSError", "FileNotFoundError"), (p, kind, message)
             assert str(tmp_path) not in message
-        kind, _ = attempt(sb, "throwaway.call('fs', {'op': 'open', 'm': 99, 'p': '/', 'mode': 'r'})", "import throwaway\n")
+        kind, _ = attempt(sb, "throwaway.call('fs', {'op': 'open', 'm': 99, 'p': '/', 'mode': 'r'})",
+                          "import throwaway\n")
         assert kind == "OSError"
     assert (data / "ok.txt").read_text() == "public" and (secret / "key.txt").read_text() == "top secret"
     assert sorted(p.name for p in data.iterdir()) == ["link.txt", "linkdir", "ok.txt"]
