@@ -175,7 +175,11 @@ class Session:
                     yield from self._serve_call(msg)
                 elif msg.type == "result" and msg.header.get("id") == cell:
                     result = self._result(msg, out, started, timeout)
-                    if result.restarted:
+                    if msg.get("exit", bool, False):
+                        # The runtime had to drop its worker and ends itself
+                        # (see `retire` in main.js): start a new one.
+                        yield from self._replace()
+                    elif result.restarted:
                         # The runtime replaced its worker: lay out its files again.
                         for hook in self.after_boot:
                             yield from hook()
@@ -203,7 +207,12 @@ class Session:
             header, data = encode_reply(call_id, result)
         except Exception as e:
             header, data = encode_reply(call_id, error=e)
-        yield Send(wire.encode(header, data))
+        try:
+            yield Send(wire.encode(header, data))
+        except RuntimeDied:
+            # The runtime ended itself while the call ran (the cell's deadline
+            # passed: see `retire` in main.js); its last frames are still to read.
+            pass
 
     def _result(self, msg: wire.Message, out: _Output, started: float, timeout: float) -> ExecResult:
         value, js, error, files = parse_guest_result(msg.get("r", str))

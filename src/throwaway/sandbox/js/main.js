@@ -289,12 +289,8 @@ function onResult(m) {
     return finish({ r: JSON.stringify({ error: { type: "ValueError", message, traceback: "" } }) });
   }
   if (m.broken === true) {
-    // The interpreter failed beneath Python: report the cell, then replace the worker.
-    release();
-    worker.terminate();
-    pendingCall = null;
-    finish({ r: m.json, restarted: true, killed: "crash", message: "the interpreter failed beneath Python" });
-    return start();
+    // The interpreter failed beneath Python: report the cell, then have the runtime replaced.
+    return retire({ r: m.json, killed: "crash", message: "the interpreter failed beneath Python" });
   }
   finish({ r: m.json });
 }
@@ -317,11 +313,18 @@ function stop(reason) {
 }
 
 function kill(reason) {
+  retire({ r: null, killed: reason });
+}
+
+// End the exec under way with this result, and this process with it: the
+// host starts a new runtime. A worker is not replaced in place, because
+// worker.terminate() stops neither a thread stuck in JS code (it runs on, a
+// core busy, as long as the process lives: deno#35657) nor the workers guest
+// code started from it.
+function retire(fields) {
   release();
-  worker.terminate();
-  pendingCall = null;
-  if (current) finish({ r: null, restarted: true, killed: reason });
-  start();
+  if (current) finish({ restarted: true, exit: true, ...fields });
+  Deno.exit(0);
 }
 
 // Wake whatever waits on the old channel, so nothing is left hanging.
@@ -332,13 +335,13 @@ function release() {
 
 function lost(message) {
   // The worker died by itself (out of memory in JS, a crash): replace it.
+  if (current) {
+    current.reason = current.reason ?? "crash";
+    return retire({ r: null, killed: "crash", message });
+  }
   release();
   worker.terminate();
   pendingCall = null;
-  if (current) {
-    current.reason = current.reason ?? "crash";
-    finish({ r: null, restarted: true, killed: "crash", message });
-  }
   start();
 }
 
