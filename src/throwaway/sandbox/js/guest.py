@@ -218,13 +218,25 @@ def _error(exc, files=None):
 _output_seen = {}
 
 
+def _files_under(folder, out):
+    # scandir, not walk(): this runs after every cell and must cost next to nothing.
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return out
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _files_under(entry.path, out)
+        elif entry.is_file(follow_symlinks=False):
+            st = entry.stat(follow_symlinks=False)
+            out[entry.path] = [st.st_mtime_ns, st.st_size]
+    return out
+
+
 def _output_changes():
     """Files under /output created or changed since the last cell."""
     global _output_seen
-    try:
-        now = {path: [mtime, size] for kind, path, _, mtime, size in walk(["/output"]) if kind == "f"}
-    except OSError:
-        return []
+    now = _files_under("/output", {})
     changed = sorted(p for p, v in now.items() if _output_seen.get(p) != v)
     _output_seen = now
     return changed
@@ -268,7 +280,7 @@ def _compile(code, filename):
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
         last = compile(ast.Expression(tree.body.pop().value), filename, "eval", FLAGS)
-    return compile(tree, filename, "exec", FLAGS), last
+    return (compile(tree, filename, "exec", FLAGS) if tree.body else None), last
 
 
 def _is_async(code):
@@ -279,9 +291,10 @@ async def _run_async(body, last, missing, user):
     try:
         if missing:
             await _ensure_imports(missing)
-        value = eval(body, NAMESPACE)
-        if _is_async(body):
-            await value
+        if body is not None:
+            value = eval(body, NAMESPACE)
+            if _is_async(body):
+                await value
         value = None
         if last is not None:
             value = eval(last, NAMESPACE)
@@ -309,7 +322,8 @@ def run_cell(code, cell_id):
     if missing or _is_async(body) or _is_async(last):
         return _run_async(body, last, missing, user)
     try:
-        exec(body, NAMESPACE)
+        if body is not None:
+            exec(body, NAMESPACE)
         value = eval(last, NAMESPACE) if last is not None else None
     except BaseException as e:
         _flush()
