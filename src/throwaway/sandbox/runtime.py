@@ -19,7 +19,6 @@ from pathlib import Path
 
 PYODIDE_VERSION = "314.0.7"
 JS_DIR = Path(__file__).parent / "js"
-V8_EXTRA = os.environ.get("THROWAWAY_V8_EXTRA", "")
 
 
 class SetupError(RuntimeError):
@@ -136,7 +135,7 @@ def deno_command(runtime: Runtime, *, memory_mb: int, config: dict, readable: tu
         "--cached-only",
         "--unstable-worker-options",
         "--allow-read=" + ",".join(str(p) for p in readable),
-        f"--v8-flags=--wasm-max-mem-pages={pages},--max-old-space-size={max(memory_mb // 2, 256)}{V8_EXTRA}",
+        f"--v8-flags=--wasm-max-mem-pages={pages},--max-old-space-size={max(memory_mb // 2, 256)}",
         str(JS_DIR / "main.js"),
         json.dumps(config),
     ]
