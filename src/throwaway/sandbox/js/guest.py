@@ -385,22 +385,32 @@ def walk(roots, skip=()):
     return entries
 
 
+_hashes = {}  # path -> (mtime_ns, size, sha256): unchanged files are not hashed again
+
+
 def snapshot_tree(roots, skip=()):
     """Send the host the in-memory files it does not have yet; return the
     tree's entries, each file's size replaced by its sha256."""
     import hashlib
 
     entries = walk(roots, skip)
-    contents = {}
+    paths = {}
     for entry in entries:
-        if entry[0] == "f":
-            with open(entry[1], "rb") as f:
-                data = f.read()
-            entry[4] = hashlib.sha256(data).hexdigest()
-            contents[entry[4]] = entry[1]
-    missing, _ = call("snapshot.missing", {"shas": sorted(contents)})
+        if entry[0] != "f":
+            continue
+        path, mtime_ns, size = entry[1], entry[3], entry[4]
+        known = _hashes.get(path)
+        if known is not None and known[:2] == (mtime_ns, size):
+            sha = known[2]
+        else:
+            with open(path, "rb") as f:
+                sha = hashlib.sha256(f.read()).hexdigest()
+            _hashes[path] = (mtime_ns, size, sha)
+        entry[4] = sha
+        paths[sha] = path
+    missing, _ = call("snapshot.missing", {"shas": sorted(paths)})
     for sha in missing:
-        with open(contents[sha], "rb") as f:
+        with open(paths[sha], "rb") as f:
             call("snapshot.put", {"sha": sha}, f.read())
     return entries
 
