@@ -191,10 +191,17 @@ def test_the_allowed_folders_are_readable(sandbox):
     assert kind == "ok" and text == (JS_DIR / "channel.js").read_text()[:40]
 
 
-def test_the_boot_snapshot_is_not_readable(sandbox):
-    # The main thread reads it; the worker must not (it is the host's cache).
+def test_the_boot_snapshot_is_read_only(sandbox):
+    # The worker reads the boot snapshot itself (while Pyodide loads, which
+    # saves a copy and time); it is Pyodide's heap after our own boot code,
+    # shared by every sandbox and holding nothing of the host's. It must not
+    # be writable: a changed snapshot would be every later sandbox's start.
     snap = json.loads(attempt(sandbox, "js.Deno.args[0]")[1])["snapshot"]
-    not_capable(attempt(sandbox, f"js.Deno.readFileSync({snap!r}).length"), "read")
+    before = hashlib.sha256(Path(snap).read_bytes()).hexdigest()
+    assert attempt(sandbox, f"js.Deno.readFileSync({snap!r}).length") == ["ok", str(Path(snap).stat().st_size)]
+    not_capable(attempt(sandbox, f"js.Deno.writeFileSync({snap!r}, js.Uint8Array.new(3))"), "write")
+    not_capable(attempt(sandbox, f"js.Deno.truncateSync({snap!r}, 0)"), "write")
+    assert hashlib.sha256(Path(snap).read_bytes()).hexdigest() == before
 
 
 def test_pyodide_cannot_mount_host_folders(sandbox):

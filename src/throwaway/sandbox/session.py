@@ -91,7 +91,7 @@ class Session:
             "snapshot": str(snap),
             "indexURL": index,
             "preload": list(self.preload),
-            "read": [str(p) for p in self._readable()],
+            "read": [str(p) for p in self._readable()] + [str(snap)],
         }
         cmd = deno_command(self.runtime, memory_mb=self.limits.memory_mb, config=config, readable=self.readable)
         yield Spawn(cmd, deno_env(self.runtime), process_limits(self.limits.memory_mb))

@@ -157,9 +157,9 @@ function start() {
   ready = false;
   Atomics.store(interrupt, 0, 0); // a stop meant for the old worker must not hit the new one
   ch = createChannel();
-  // The snapshot is read again for each new worker rather than kept: 31 MB
-  // less for every idle sandbox.
-  const init = { t: "init", snapshot: snapshot ?? Deno.readFileSync(config.snapshot), indexURL: config.indexURL, interrupt: interrupt.buffer, channel: ch };
+  // The worker reads the snapshot itself, while it loads Pyodide, unless we
+  // have just made it; nothing keeps its 31 MB here after that.
+  const init = { t: "init", snapshot, snapshotPath: config.snapshot, indexURL: config.indexURL, interrupt: interrupt.buffer, channel: ch };
   const w = spawn(init, (m) => {
     // Over postMessage only boot messages count, and only from this worker.
     if (w !== worker) return;
@@ -395,7 +395,7 @@ function onHost(header, payload) {
 
 send({ t: "hello" }); // the first frame, before any worker exists: the host learns the key
 try {
-  snapshot = Deno.readFileSync(config.snapshot);
+  Deno.statSync(config.snapshot);
 } catch {
   try {
     snapshot = await makeSnapshot();

@@ -135,7 +135,7 @@ async function init(m) {
   const { loadPyodide } = await import(new URL("pyodide.mjs", "file://" + m.indexURL).href);
   const options = { indexURL: m.indexURL, stdout: () => {}, stderr: () => {} };
   if (m.make) options._makeSnapshot = true;
-  else options._loadSnapshot = m.snapshot;
+  else options._loadSnapshot = m.snapshot ?? Deno.readFile(m.snapshotPath); // read while Pyodide loads
   py = await loadPyodide(options);
   if (m.make) {
     // Our guest module is imported before the snapshot, so booting from the
