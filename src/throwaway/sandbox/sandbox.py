@@ -6,6 +6,7 @@ Both drive the same flows (see `session`); only the I/O differs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import posixpath
 import threading
@@ -28,6 +29,18 @@ from .session import Call, Flow, OutputCallback, Recv, Send, Session, Spawn
 
 
 class _Base:
+    """What both faces share: options, the file system, and the flows behind
+    the file methods.
+
+    Options (all keywords): `limits` (a `Limits`) or just `timeout` (seconds
+    per cell); `fs`, the guest's `FileSystem` (default: /home/user, /tmp and
+    /output in memory); `calls`, host functions for `throwaway.call` (more can
+    be added to `.calls` at any time); `packages`, a `PackageGateway` (default:
+    Pyodide's CDN, or $THROWAWAY_PACKAGE_URL, and PyPI through pip);
+    `preload`, Pyodide packages baked into the boot snapshot; `runtime`, where
+    Deno's Pyodide lives (default: fetched into the cache on first use).
+    """
+
     def __init__(
         self,
         *,
@@ -41,8 +54,7 @@ class _Base:
     ) -> None:
         limits = limits or Limits()
         if timeout is not None:
-            limits = Limits(timeout=timeout, grace=limits.grace, memory_mb=limits.memory_mb,
-                            output_bytes=limits.output_bytes)
+            limits = dataclasses.replace(limits, timeout=timeout)
         self.calls = HostCalls()
         if calls is not None:
             self.calls.update(calls)
