@@ -382,9 +382,6 @@ function onHost(header, payload) {
       return onReply(header, payload);
     case "interrupt":
       return stop("interrupt");
-    case "ping":
-      send({ t: "pong" });
-      return;
     case "shutdown":
       Deno.exit(0);
   }
