@@ -45,3 +45,16 @@ def test_setup_is_idempotent_and_reports_python():
     p = run("setup")
     assert p.returncode == 0, p.stderr
     assert "Python 3.14" in p.stdout
+
+
+def test_exec_with_mounts_and_output(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "n.txt").write_text("21")
+    code = "n = int(open('/data/n.txt').read())\nopen('/output/double.txt', 'w').write(str(2 * n))\nn * 2"
+    p = run("exec", "--mount", f"{tmp_path / 'in'}:/data", "--output", str(tmp_path / "out"), code)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "42\n"
+    assert (tmp_path / "out" / "double.txt").read_text() == "42"
+    assert "wrote" in p.stderr
+    bad = run("exec", "--mount", "nocolon", "1")
+    assert bad.returncode == 2 and "HOST:GUEST" in bad.stderr

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from .agent.agent import Mount
+from .fs import FileSystem
 from .sandbox import Limits, Sandbox
 from .sandbox.packages import PackageError, PackageGateway
 from .sandbox.runtime import PYODIDE_VERSION, SetupError, ensure_runtime
@@ -52,11 +54,23 @@ def setup(packages: tuple[str, ...], base_url: str | None) -> None:
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds before the cell is interrupted.")
 @click.option("--memory", "memory_mb", type=int, default=1024, show_default=True, help="Guest memory limit in MB.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
-def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool) -> None:
+@click.option("--mount", "mounts", multiple=True, metavar="HOST:GUEST[:rw]",
+              help="Serve a host folder at a guest path, read-only unless :rw. Repeatable.")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="Copy the files the code writes under /output to this folder.")
+def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool, mounts: tuple[str, ...],
+          output_dir: str | None) -> None:
     """Run CODE in a fresh sandbox: print its output, then its last value.
 
     Exits with status 1 if the code raised or hit a limit.
     """
+    fs = FileSystem()
+    for text in mounts:
+        try:
+            m = Mount.parse(text)
+            fs.mount_host(m.guest, m.host, writable=m.writable)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--mount") from None
     if path is not None:
         code = path.read()
     if code is None:
@@ -66,8 +80,9 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool)
         (sys.stdout if stream == "stdout" else sys.stderr).write(text)
 
     try:
-        with Sandbox(limits=Limits(timeout=timeout, memory_mb=memory_mb)) as sb:
+        with Sandbox(limits=Limits(timeout=timeout, memory_mb=memory_mb), fs=fs) as sb:
             r = sb.exec(code, on_output=None if as_json else echo)
+            copied = sb.collect_output(output_dir) if output_dir else []
     except SetupError as e:
         raise click.ClickException(str(e)) from None
     if as_json:
@@ -78,6 +93,8 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool)
             click.echo(r.value)
         if r.error is not None:
             click.echo((r.error.traceback or str(r.error)).rstrip(), err=True)
+        for file in copied:
+            click.echo(f"wrote {file}", err=True)
     sys.exit(0 if r.ok else 1)
 
 
