@@ -63,9 +63,6 @@ class HostCalls:
     def __contains__(self, name: str) -> bool:
         return name in self._handlers
 
-    def names(self) -> list[str]:
-        return sorted(self._handlers)
-
     def items(self) -> list[tuple[str, Handler]]:
         return list(self._handlers.items())
 

@@ -50,11 +50,6 @@ class ExecResult:
         """Plain JSON-able data (for checkpoints, tool results, the wire)."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExecResult:
-        error = data.get("error")
-        return cls(**{**data, "error": GuestError(**error) if error else None})
-
 
 def _str(d: dict, key: str, default: str = "") -> str:
     v = d.get(key, default)

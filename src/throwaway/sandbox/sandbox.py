@@ -224,10 +224,9 @@ class Sandbox(_Base):
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                op = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value
+            done, op = _advance(flow, value, error)
+            if done:
+                return op
             value, error = None, None
             try:
                 if isinstance(op, Recv):
@@ -322,10 +321,9 @@ class AsyncSandbox(_Base):
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                op = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value
+            done, op = _advance(flow, value, error)
+            if done:
+                return op
             value, error = None, None
             try:
                 if isinstance(op, Recv):
@@ -342,6 +340,15 @@ class AsyncSandbox(_Base):
                     self._proc = await AsyncProcess.start(op.cmd, op.env, op.limits)
             except Exception as e:
                 error = e
+
+
+def _advance(flow: Flow, value: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Give a flow the last operation's result (or error): (True, the flow's
+    result) when it ends, else (False, its next operation)."""
+    try:
+        return False, (flow.throw(error) if error is not None else flow.send(value))
+    except StopIteration as stop:
+        return True, stop.value
 
 
 class _LoopThread:

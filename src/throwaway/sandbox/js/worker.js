@@ -79,10 +79,6 @@ function mountHost(path, id) {
   py.FS.mount(hostfs, { id }, path);
 }
 
-function unmountHost(path) {
-  py.FS.unmount(path);
-}
-
 function streamTo(stream) {
   return {
     write(buf) {
@@ -155,7 +151,7 @@ async function init(m) {
   py.setStderr(streamTo("stderr"));
   const errnoCodes = py.runPython("import errno; {n: getattr(errno, n) for n in dir(errno) if n.startswith('E')}").toJs({ dict_converter: Object.fromEntries });
   hostfs = createHostFS(py.FS, callHost, errnoCodes);
-  py.registerJsModule("_throwaway_host", { call: hostCall, mount: mountHost, unmount: unmountHost });
+  py.registerJsModule("_throwaway_host", { call: hostCall, mount: mountHost });
   runCell = py.pyimport("_throwaway").run_cell;
   postMessage({ t: "ready" });
   serve();
