@@ -31,8 +31,11 @@ from pathlib import Path
 
 from dbos import DBOS, SetWorkflowID
 
-from throwaway.agent import Agent, ScriptedModel, call
-from throwaway.durable import runtime, workflow
+from throwaway import Agent
+from throwaway.testing import ScriptedModel, tool_call
+from throwaway.agent import steps as bodies
+from throwaway.agent.task import Task
+from throwaway.durable import backend
 
 try:  # DBOS internals, timed only here: where a step's checkpoint is read and written.
     from dbos._sys_db import SystemDatabase
@@ -81,7 +84,7 @@ def script(steps: int, size: int, seed: int = 0) -> list:
         # A different 1 MB each step, so each snapshot stores a new blob.
         code = (f"data = bytes([{(seed + n) % 256}]) * {size}\n"
                 "with open('/output/blob.bin', 'wb') as f:\n    f.write(data)")
-        turns.append(call("execute_python", code=code))
+        turns.append(tool_call("execute_python", code=code))
     turns.append("done")
     return turns
 
@@ -108,10 +111,10 @@ def _checkpoints(n: int, pause: float = 0.0) -> float:
 def _task(steps: int, size: int, tmp: Path, timer: Timer, seed: int) -> tuple[float, int]:
     """Run one task of `steps` tool steps; its wall time."""
     agent = Agent("bench", model=ScriptedModel(script(steps, size, seed)), max_steps=steps + 1)
-    make_sandbox = agent.sandbox
+    make_sandbox = Task.sandbox
 
-    def timed_sandbox(fs):
-        sb = make_sandbox(fs)
+    def timed_sandbox(task):
+        sb = make_sandbox(task)
         sb.exec = timer.wrap("exec", sb.exec, "sandbox")
         sb.snapshot = timer.wrap("snapshot", sb.snapshot, "sandbox")
         sb.start = timer.wrap("boot", sb.start, "sandbox")
@@ -119,10 +122,13 @@ def _task(steps: int, size: int, tmp: Path, timer: Timer, seed: int) -> tuple[fl
             setattr(sb, name, timer.wrap("sandbox_other", getattr(sb, name), "sandbox"))
         return sb
 
-    agent.sandbox = timed_sandbox
+    Task.sandbox = timed_sandbox
     out = tmp / f"output-{seed}"
     start = time.perf_counter()
-    result = agent.run("benchmark", output_dir=out)
+    try:
+        result = agent.run("benchmark", output_dir=out)
+    finally:
+        Task.sandbox = make_sandbox
     total = time.perf_counter() - start
     assert result.status == "done" and result.steps == steps + 1, result
     assert (out / "blob.bin").stat().st_size == size
@@ -133,8 +139,8 @@ def run(steps: int, size_mb: float, database_url: str | None) -> dict[str, float
     """One round in a fresh data folder: a warm-up task, then the measured one; ms per step."""
     size = int(size_mb * (1 << 20))
     timer = Timer()
-    patched = [(workflow, "call_model", workflow.call_model)]
-    workflow.call_model = timer.wrap("model", workflow.call_model)
+    patched = [(bodies, "call_model", bodies.call_model)]
+    bodies.call_model = timer.wrap("model", bodies.call_model)
     if SystemDatabase is not None:
         for name in CHECKPOINT_CALLS:
             patched.append((SystemDatabase, name, getattr(SystemDatabase, name)))
@@ -142,7 +148,7 @@ def run(steps: int, size_mb: float, database_url: str | None) -> dict[str, float
     try:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)
-            runtime.launch(tmp / "data", database_url)
+            backend.launch(tmp / "data", database_url)
             try:
                 timer.enabled = False
                 _task(2, size, tmp, timer, seed=128)  # warm-up: imports, first model call
@@ -154,7 +160,7 @@ def run(steps: int, size_mb: float, database_url: str | None) -> dict[str, float
                 with SetWorkflowID(f"checkpoints-idle-{time.time_ns()}"):
                     checkpoint_idle = _checkpoints(100, 0.005)
             finally:
-                runtime.shutdown()
+                backend.shutdown()
     finally:
         for owner, name, original in reversed(patched):
             setattr(owner, name, original)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from throwaway.durable.blobs import BlobStore
+from throwaway.store import BlobStore
 from throwaway.fs import FileSystem
 from throwaway.sandbox import Sandbox
 

@@ -9,13 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from throwaway.cli import main
-from throwaway.durable import runtime
+from throwaway.durable import backend
 
 APP = '''
-from throwaway.agent import Agent, ScriptedModel, call
+from throwaway import Agent
+from throwaway.testing import ScriptedModel, tool_call
 
 agent = Agent("cli-test", model=ScriptedModel([
-    call("execute_python", code="open('/output/hello.txt', 'w').write('hello')\\nprint('wrote it')"),
+    tool_call("execute_python", code="open('/output/hello.txt', 'w').write('hello')\\nprint('wrote it')"),
     "I wrote /output/hello.txt.",
 ]))
 '''
@@ -33,7 +34,7 @@ def cli(tmp_path, monkeypatch):
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     yield invoke
-    runtime.shutdown()  # the commands leave DBOS running for the process's exit to end
+    backend.shutdown()  # the commands leave DBOS running for the process's exit to end
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_bad_arguments(cli):
 
 
 def test_package_loading_shows_progress_while_the_cell_runs():
-    from throwaway.agent.display import Printer
+    from throwaway.cli.display import Printer
 
     lines: list[str] = []
     printer = Printer(echo=lambda text="", **_: lines.append(click.unstyle(text)))

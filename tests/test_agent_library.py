@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from throwaway.agent.library import Library, parse_front_matter
-from throwaway.agent.prompts import Limits, system_prompt
+from throwaway.agent.prompts import TaskLimits, system_prompt
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_system_prompt_says_what_the_task_has(library):
         FakeMount("/network/current-ip", "resource", "this machine's public IP", False),
         FakeMount("/data", "host", "sales figures, one CSV per month", False),
     ]
-    prompt = system_prompt(mounts, library, Limits(max_steps=12, cell_timeout=30),
+    prompt = system_prompt(mounts, library, TaskLimits(max_steps=12, cell_timeout=30),
                            host_modules=[("weather", "today's forecast")], extra="Answer in French.")
     assert "- /network/current-ip (resource, read-only): this machine's public IP" in prompt
     assert "- /data (host, read-only): sales figures, one CSV per month" in prompt

@@ -9,9 +9,10 @@ import struct
 import pytest
 from pydantic_ai import models as pydantic_ai_models
 
-from throwaway.agent import Agent, ScriptedModel, ScriptExhausted, call
-from throwaway.agent.display import Printer
-from throwaway.durable import checkpoints, get_task, list_tasks, runtime
+from throwaway import Agent
+from throwaway.testing import ScriptedModel, ScriptExhausted, tool_call
+from throwaway.cli.display import Printer
+from throwaway.durable import backend, checkpoints, get_task, list_tasks
 from throwaway.durable.tasks import replay
 
 # The seed's picture, made without Pillow (the sandbox has no package mirror in CI):
@@ -51,9 +52,9 @@ def no_real_models(monkeypatch):
 
 @pytest.fixture
 def data(tmp_path):
-    rt = runtime.launch(tmp_path / "data")
+    rt = backend.launch(tmp_path / "data")
     yield rt
-    runtime.shutdown()
+    backend.shutdown()
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -69,13 +70,13 @@ def test_seed_demo(data, tmp_path):
         return "Blue bars on white, one for each octet of 203.0.113.7."
 
     model = ScriptedModel([
-        call("execute_python", code=(
+        tool_call("execute_python", code=(
             "# Read the current IP address\n"
             "with open('/network/current-ip', 'r') as f:\n"
             "    ip_address = f.read().strip()\n"
             "print(f'Current IP Address: {ip_address}')\n")),
-        call("execute_python", code=MAKE_PICTURE),
-        call("describe", path="/output/ip_address.png", question="Does the picture show the IP address?"),
+        tool_call("execute_python", code=MAKE_PICTURE),
+        tool_call("describe", path="/output/ip_address.png", question="Does the picture show the IP address?"),
         "I made a picture of your IP address, 203.0.113.7: /output/ip_address.png",
     ], describe=describe)
     agent = Agent("seed-demo", model=model)
@@ -126,9 +127,9 @@ def test_tool_results_carry_output_value_error_and_files(data, tmp_path):
         if len(messages) > 1:
             seen.append(messages[-1].parts[0].content)
         turns = [
-            call("execute_python", code="import sys\nprint('out')\nprint('err', file=sys.stderr)\n6 * 7"),
-            call("execute_python", code="open('/output/a.txt', 'w').write('a')\n1 / 0"),
-            call("execute_python", code="x = 1"),
+            tool_call("execute_python", code="import sys\nprint('out')\nprint('err', file=sys.stderr)\n6 * 7"),
+            tool_call("execute_python", code="open('/output/a.txt', 'w').write('a')\n1 / 0"),
+            tool_call("execute_python", code="x = 1"),
             "done",
         ]
         return turns[len(seen)]
@@ -157,10 +158,10 @@ def test_help_and_skills(data, tmp_path):
     def script(messages, info):
         if len(messages) == 1:
             seen.append(messages[0].instructions)
-            return call("help", query="how do I make a bar chart")
+            return tool_call("help", query="how do I make a bar chart")
         if len(messages) == 3:
             seen.append(messages[-1].parts[0].content)
-            return call("execute_python", code=(
+            return tool_call("execute_python", code=(
                 "print(open('/skills/invoice/SKILL.md').read())\n"
                 "try:\n    open('/docs/new.md', 'w')\nexcept OSError as e:\n    print('read-only:', type(e).__name__)"))
         seen.append(messages[-1].parts[0].content)
@@ -183,7 +184,7 @@ def test_host_mounts(data, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     model = ScriptedModel([
-        call("execute_python", code=(
+        tool_call("execute_python", code=(
             "total = sum(int(line) for line in open('/data/numbers.csv'))\n"
             "open('/shared/total.txt', 'w').write(str(total))\n"
             "total")),
@@ -199,14 +200,14 @@ def test_host_mounts(data, tmp_path):
 
 
 def test_max_steps(data, tmp_path):
-    model = ScriptedModel(lambda messages, info: call("execute_python", code="1"))
+    model = ScriptedModel(lambda messages, info: tool_call("execute_python", code="1"))
     result = Agent("endless", model=model).run("loop forever", max_steps=3, output_dir=tmp_path / "out")
     assert result.status == "max_steps" and result.steps == 3
     assert list_tasks()[0].status == "max_steps"
 
 
 def test_a_script_that_runs_out_fails_the_task_loudly(data, tmp_path):
-    agent = Agent("short", model=ScriptedModel([call("execute_python", code="1")]))
+    agent = Agent("short", model=ScriptedModel([tool_call("execute_python", code="1")]))
     with pytest.raises(ScriptExhausted, match="asked for turn 2"):
         agent.run("go", task_id="short-1", output_dir=tmp_path / "out")
     task = get_task("short-1")
@@ -215,7 +216,7 @@ def test_a_script_that_runs_out_fails_the_task_loudly(data, tmp_path):
 
 def test_show_replays_the_live_events(data, tmp_path):
     live = []
-    model = ScriptedModel([call("execute_python", code="print('hi')"), "bye"])
+    model = ScriptedModel([tool_call("execute_python", code="print('hi')"), "bye"])
     result = Agent("replayable", model=model).run("say hi", output_dir=tmp_path / "out", on_event=live.append)
     recorded = replay(get_task(result.task_id))
 
@@ -239,7 +240,7 @@ def test_a_failed_task_resumes_as_a_fork_from_the_failed_step(data, tmp_path):
             raise RuntimeError("the provider is down")
         return "recovered"
 
-    model = ScriptedModel([call("execute_python", code="open('/output/kept.txt', 'w').write('kept')"), flaky])
+    model = ScriptedModel([tool_call("execute_python", code="open('/output/kept.txt', 'w').write('kept')"), flaky])
     agent = Agent("flaky", model=model)
     with pytest.raises(RuntimeError, match="provider is down"):
         agent.run("go", task_id="flaky-1", output_dir=tmp_path / "out")
@@ -254,3 +255,36 @@ def test_a_failed_task_resumes_as_a_fork_from_the_failed_step(data, tmp_path):
     models = [e for e in events if e["type"] == "model"]
     assert [(e["step"], e["replayed"]) for e in models] == [(1, True), (2, False)]
     assert (tmp_path / "out" / "kept.txt").read_text() == "kept"
+
+
+def test_the_loop_runs_without_a_database(tmp_path):
+    """The same loop, with LocalSteps: no DBOS, no checkpoints, the same answer and files."""
+    import sys
+
+    from throwaway import FileSystem
+    from throwaway.agent import Task, run_local
+    from throwaway.agent.library import Library
+    from throwaway.durable import backend as durable_backend
+
+    fs = FileSystem()
+
+    @fs.file("/network/current-ip")
+    def current_ip() -> str:
+        return "203.0.113.7\n"
+
+    model = ScriptedModel([tool_call("execute_python", code=MAKE_PICTURE), "Saved /output/ip_address.png."])
+    task = Task(task_id="local-1", prompt="picture my IP", model=model, describe_model=model, fs=fs,
+                library=Library(None, None), max_steps=5, cell_timeout=30, output_dir=str(tmp_path / "out"))
+    seen = []
+    from throwaway.agent import events
+
+    with events.listen("local-1", seen.append):
+        result = run_local(task)
+    assert result["status"] == "done" and result["steps"] == 2
+    assert result["answer"] == "Saved /output/ip_address.png."
+    assert png_size((tmp_path / "out" / "ip_address.png").read_bytes()) == (64, 32)
+    seen = [e for e in seen if e["type"] != "output"]
+    assert [e["type"] for e in seen] == ["task", "model", "tool", "checkpoint", "model", "done"]
+    assert seen[3]["database"] == "memory" and result["snapshot"] is None
+    assert durable_backend._current is None  # no database was started for it
+    assert "dbos" in sys.modules  # (imported by this test module, but never launched)

@@ -12,15 +12,10 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from throwaway.agent.models import (
-    ScriptedModel,
-    ScriptExhausted,
-    call,
-    register_model,
-    resolve_model,
-)
+from throwaway.agent.models import register_model, resolve_model
+from throwaway.agent.steps import call_model, load_response
 from throwaway.agent.tools import ToolContext, media_type_of, run_tool
-from throwaway.durable.workflow import call_model, load_response
+from throwaway.testing import ScriptedModel, ScriptExhausted, tool_call
 
 
 def conversation(*responses: ModelResponse) -> list:
@@ -31,11 +26,11 @@ def conversation(*responses: ModelResponse) -> list:
 
 
 def test_turns_follow_the_conversation_not_a_counter():
-    model = ScriptedModel([call("execute_python", code="1"), call("help", query="x"), "done"])
+    model = ScriptedModel([tool_call("execute_python", code="1"), tool_call("help", query="x"), "done"])
     first = load_response(call_model(model, conversation())["response"])
     assert isinstance(first.parts[0], ToolCallPart) and first.parts[0].tool_call_id == "call_1_1"
     # A fresh process that replayed two responses from checkpoints asks for turn 3.
-    fresh = ScriptedModel([call("execute_python", code="1"), call("help", query="x"), "done"])
+    fresh = ScriptedModel([tool_call("execute_python", code="1"), tool_call("help", query="x"), "done"])
     out = call_model(fresh, conversation(first, first))
     assert out["stop_reason"] == "end_turn"
     assert load_response(out["response"]).parts == [TextPart("done")]
@@ -52,7 +47,7 @@ def test_a_function_script_sees_the_conversation():
 
     def script(messages, info):
         seen.append((len(messages), sorted(t.name for t in info.function_tools)))
-        return ["thinking", call("execute_python", code="2 + 2")]
+        return ["thinking", tool_call("execute_python", code="2 + 2")]
 
     out = call_model(ScriptedModel(script), conversation())
     assert seen == [(1, ["describe", "execute_python", "help"])]

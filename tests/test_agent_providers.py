@@ -26,7 +26,7 @@ from pydantic_ai.messages import (
 
 from throwaway.agent.models import ModelNotConfigured, resolve_model
 from throwaway.agent.tools import describe_file
-from throwaway.durable.workflow import call_model, load_response
+from throwaway.agent.steps import call_model, load_response
 
 SENT: list = []
 
@@ -234,8 +234,8 @@ def test_model_from_environment_and_defaults(monkeypatch):
 
 @pytest.mark.vcr
 def test_anthropic_drives_the_loop(tmp_path):
-    from throwaway.agent import Agent
-    from throwaway.durable import runtime
+    from throwaway import Agent
+    from throwaway.durable import backend
 
     agent = Agent("anthropic-loop", model="anthropic:claude-sonnet-5-5")
 
@@ -243,12 +243,12 @@ def test_anthropic_drives_the_loop(tmp_path):
     def current_ip() -> str:
         return "255.255.255.255\n"
 
-    runtime.launch(tmp_path / "data")
+    backend.launch(tmp_path / "data")
     try:
         result = agent.run("Figure out the current ip address and make me a picture of it.",
                            output_dir=tmp_path / "out")
     finally:
-        runtime.shutdown()
+        backend.shutdown()
 
     assert result.status == "done" and result.steps == 2
     assert result.answer.startswith("Your public IP address is 255.255.255.255")

@@ -22,7 +22,8 @@ import pytest
 
 APP = '''
 import os, time
-from throwaway.agent import Agent, ScriptedModel, call
+from throwaway import Agent
+from throwaway.testing import ScriptedModel, tool_call
 
 def log(line):
     with open(os.environ["CRASH_LOG"], "a") as f:
@@ -49,7 +50,7 @@ def turn(n, code):
     def respond(messages, info):
         log(f"model {n}")
         maybe_hang(f"model {n}")
-        return call("execute_python", code=code)
+        return tool_call("execute_python", code=code)
     return respond
 
 def last(messages, info):

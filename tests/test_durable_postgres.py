@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from throwaway.agent import Agent, ScriptedModel, call
-from throwaway.durable import get_task, list_tasks, runtime
+from throwaway import Agent
+from throwaway.testing import ScriptedModel, tool_call
+from throwaway.durable import backend, get_task, list_tasks
 
 from .test_durable_crash import (
     test_killed_task_resumes_without_rerunning_finished_steps as crash_test,
@@ -61,8 +62,8 @@ def postgres():
 
 
 def test_a_task_on_postgres(postgres, tmp_path):
-    model = ScriptedModel([call("execute_python", code="open('/output/pg.txt', 'w').write('pg')"), "stored"])
-    rt = runtime.launch(tmp_path / "data", postgres)
+    model = ScriptedModel([tool_call("execute_python", code="open('/output/pg.txt', 'w').write('pg')"), "stored"])
+    rt = backend.launch(tmp_path / "data", postgres)
     try:
         assert not rt.is_sqlite and not (tmp_path / "data" / "tasks.sqlite").exists()
         result = Agent("pg", model=model).run("use postgres", task_id="pg-1", output_dir=tmp_path / "out")
@@ -70,7 +71,7 @@ def test_a_task_on_postgres(postgres, tmp_path):
         assert [t.task_id for t in list_tasks()] == ["pg-1"]
         assert get_task("pg-1").status == "done"
     finally:
-        runtime.shutdown()
+        backend.shutdown()
 
 
 @pytest.mark.slow

@@ -10,29 +10,29 @@ import time
 import pytest
 from dbos import DBOS
 
-from throwaway.durable import runtime
+from throwaway.durable import backend
 from throwaway.durable.locks import TaskLock, holder
 from throwaway.durable.serialization import JsonSerializer
 
 
 @pytest.fixture
 def launched(tmp_path):
-    rt = runtime.launch(tmp_path / "data")
+    rt = backend.launch(tmp_path / "data")
     yield rt
-    runtime.shutdown()
+    backend.shutdown()
 
 
 def test_data_folder_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("THROWAWAY_DATA", str(tmp_path / "elsewhere"))
-    folder = runtime.resolve_data_dir()
+    folder = backend.resolve_data_dir()
     assert folder == tmp_path / "elsewhere"
-    assert runtime.resolve_database_url(folder) == f"sqlite:///{folder / 'tasks.sqlite'}"
+    assert backend.resolve_database_url(folder) == f"sqlite:///{folder / 'tasks.sqlite'}"
     monkeypatch.setenv("THROWAWAY_DATABASE_URL", "postgresql://u:p@localhost:5432/tasks")
-    assert runtime.resolve_database_url(folder) == "postgresql://u:p@localhost:5432/tasks"
+    assert backend.resolve_database_url(folder) == "postgresql://u:p@localhost:5432/tasks"
 
 
 def test_sqlite_connections_use_wal_and_normal_sync(tmp_path):
-    engine = runtime.sqlite_engine(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    engine = backend.sqlite_engine(f"sqlite:///{tmp_path / 'x.sqlite'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
@@ -46,7 +46,7 @@ def test_launch_puts_everything_in_the_data_folder(launched):
     db = sqlite3.connect(launched.data_dir / "tasks.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # persistent in the file
     db.close()
-    assert runtime.launch(launched.data_dir) is launched  # idempotent
+    assert backend.launch(launched.data_dir) is launched  # idempotent
 
 
 def test_checkpoints_are_plain_json(launched):

@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from throwaway.durable.blobs import BlobStore
+from throwaway.store import BlobStore
 from throwaway.fs import FileSystem, Resource
 from throwaway.fs.snapshot import files_of
 from throwaway.sandbox import Limits, Sandbox

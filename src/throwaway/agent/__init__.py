@@ -1,29 +1,21 @@
-"""The agent: a loop of model calls and tool calls, run as a durable task.
+"""The agent: the loop of model calls and tool calls, its tools, prompts and models.
 
->>> from throwaway.agent import Agent
->>> agent = Agent(model="anthropic:claude-sonnet-5-5")
->>> result = agent.run("Make me a picture of the number 42")
->>> result.answer, result.artifacts
+`loop.run_loop` is the seed's loop; `throwaway.durable` runs it as a durable
+task (`throwaway.Agent`), `loop.run_local` runs it here with no database.
 """
 
-from .agent import Agent, Mount, TaskResult
-from .models import (
-    ModelNotConfigured,
-    ScriptedModel,
-    ScriptExhausted,
-    call,
-    register_model,
-    resolve_model,
-)
+from .loop import LocalSteps, Steps, run_local, run_loop
+from .models import ModelNotConfigured, register_model, resolve_model
+from .task import Task, TaskResult
 
 __all__ = [
-    "Agent",
+    "LocalSteps",
     "ModelNotConfigured",
-    "Mount",
-    "ScriptExhausted",
-    "ScriptedModel",
+    "Steps",
+    "Task",
     "TaskResult",
-    "call",
     "register_model",
     "resolve_model",
+    "run_local",
+    "run_loop",
 ]

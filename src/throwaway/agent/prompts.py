@@ -37,7 +37,7 @@ class MountInfo(Protocol):
 
 
 @dataclass(frozen=True)
-class Limits:
+class TaskLimits:
     """The limits a task runs under, as the prompt states them."""
 
     max_steps: int
@@ -48,7 +48,7 @@ class Limits:
 def system_prompt(
     mounts: Iterable[MountInfo],
     library: Library | None = None,
-    limits: Limits | None = None,
+    limits: TaskLimits | None = None,
     host_modules: Sequence[tuple[str, str]] = (),
     extra: str | None = None,
 ) -> str:
@@ -96,7 +96,7 @@ def _default_description(mount: Any) -> str:
     }.get(mount.path, "")
 
 
-def _limits(limits: Limits) -> str:
+def _limits(limits: TaskLimits) -> str:
     lines = [f"- at most {limits.max_steps} steps (model turns) for the whole task"]
     if limits.cell_timeout:
         lines.append(f"- each execute_python call may run for {limits.cell_timeout:g} s; past that it is interrupted")

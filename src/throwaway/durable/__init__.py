@@ -1,12 +1,12 @@
-"""Durable tasks: DBOS workflows and steps, the blob store, the data folder.
+"""Durable tasks: the agent loop as a DBOS workflow, the agents that run it, the tasks it leaves.
 
 A task is a DBOS workflow whose id is the task id; each model call and each
 tool call is a step whose checkpoint is plain JSON. File-system snapshots live
 in a content-addressed `BlobStore`; checkpoints hold only their hashes.
 """
 
-from .blobs import BlobStore
-from .runtime import Runtime, current, launch, shutdown
+from .agent import Agent, load_app, new_task_id
+from .backend import Backend, current, launch, shutdown
 from .tasks import (
     TaskBusy,
     TaskInfo,
@@ -18,8 +18,8 @@ from .tasks import (
 )
 
 __all__ = [
-    "BlobStore",
-    "Runtime",
+    "Agent",
+    "Backend",
     "TaskBusy",
     "TaskInfo",
     "TaskNotFound",
@@ -28,6 +28,8 @@ __all__ = [
     "get_task",
     "launch",
     "list_tasks",
+    "load_app",
+    "new_task_id",
     "resume",
     "shutdown",
 ]

@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dbos import DBOS
 
 from throwaway.agent import events
+from throwaway.agent.steps import load_response, response_text, tool_calls
+from throwaway.agent.task import TaskResult
 
-from . import runtime
+from . import backend
+from .agent import agent_for
 from .locks import holder
 from .workflow import FINISH_STEP, MODEL_STEP, PREPARE_STEP, TOOL_STEP, WORKFLOW_NAME
-
-if TYPE_CHECKING:
-    from throwaway.agent.agent import TaskResult
 
 
 class TaskNotFound(LookupError):
@@ -63,7 +63,7 @@ def _status(wf: Any, pid: int | None) -> str:
 
 
 def _info(wf: Any) -> TaskInfo:
-    rt = runtime.current()
+    rt = backend.current()
     args = (wf.input or {}).get("args") or [{}]
     spec = args[0] if args and isinstance(args[0], dict) else {}
     pid = holder(rt.lock_path(wf.workflow_id)) if wf.status == "PENDING" else None
@@ -88,14 +88,14 @@ def _time(ms: int | None) -> datetime | None:
 
 def list_tasks(limit: int = 50) -> list[TaskInfo]:
     """The newest tasks first."""
-    runtime.current()
+    backend.current()
     found = DBOS.list_workflows(name=WORKFLOW_NAME, sort_desc=True, limit=limit)
     return [_info(wf) for wf in found]
 
 
 def get_task(task_id: str) -> TaskInfo:
     """The task with this id (or a unique prefix of it)."""
-    runtime.current()
+    backend.current()
     found = DBOS.list_workflows(workflow_ids=[task_id], name=WORKFLOW_NAME)
     if not found:
         found = DBOS.list_workflows(workflow_id_prefix=task_id, name=WORKFLOW_NAME, limit=2)
@@ -108,7 +108,7 @@ def get_task(task_id: str) -> TaskInfo:
 
 def checkpoints(task_id: str) -> list[dict[str, Any]]:
     """The task's finished steps, oldest first: name, output (plain JSON), error, timing."""
-    runtime.current()
+    backend.current()
     return [
         {
             "id": s["function_id"],
@@ -124,10 +124,7 @@ def checkpoints(task_id: str) -> list[dict[str, Any]]:
 
 def replay(task: TaskInfo) -> list[events.Event]:
     """The events the task emitted, rebuilt from its checkpoints (for `throwaway show`)."""
-    from throwaway.durable.workflow import load_response, response_text
-
-    rt = runtime.current()
-    where = rt.database_url.removeprefix("sqlite:///") if rt.is_sqlite else "Postgres"
+    where = backend.current().where
     out: list[events.Event] = [{"type": "task", "task_id": task.task_id, "prompt": task.prompt,
                                 "model": task.model, "resumed": False}]
     pending_checkpoint: dict[str, Any] | None = None
@@ -141,10 +138,8 @@ def replay(task: TaskInfo) -> list[events.Event]:
                 out.append(pending_checkpoint)
                 pending_checkpoint = None
             response = load_response(data["response"])
-            calls = [{"tool": p.tool_name, "args": p.args_as_dict(), "call_id": p.tool_call_id}
-                     for p in response.parts if getattr(p, "part_kind", "") == "tool-call"]
             out.append({"type": "model", "step": data["step"], "stop_reason": data["stop_reason"],
-                        "text": response_text(response), "tool_calls": calls, "replayed": False})
+                        "text": response_text(response), "tool_calls": tool_calls(response), "replayed": False})
         elif cp["name"] == TOOL_STEP:
             out.append({"type": "tool", **data, "replayed": False})
             pending_checkpoint = {"type": "checkpoint", "step": data["step"], "task_id": task.task_id,
@@ -167,8 +162,6 @@ def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool
     new task forked from the failed step, with the steps before it copied. A
     finished task is returned as it is.
     """
-    from throwaway.agent.agent import TaskResult, agent_for
-
     task = get_task(task_id)
     if task.status in ("done", "max_steps"):
         return TaskResult.from_dict(task.output or {})

@@ -235,3 +235,21 @@ def _then(value: MaybeAsync, fn: Callable[[Any], Any]) -> MaybeAsync:
 
         return later()
     return fn(value)
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """A host folder mounted into the guest for one task (``--mount HOST:GUEST[:rw]``)."""
+
+    host: str
+    guest: str
+    writable: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> MountSpec:
+        """Read ``HOST:GUEST`` or ``HOST:GUEST:rw`` (or ``:ro``)."""
+        host, sep, rest = text.partition(":")
+        guest, _, mode = rest.partition(":")
+        if not sep or not host or not guest.startswith("/") or mode not in ("", "ro", "rw"):
+            raise ValueError(f"expected HOST:GUEST[:rw] with an absolute GUEST path, got {text!r}")
+        return cls(str(Path(host).expanduser().resolve()), guest.rstrip("/") or "/", mode == "rw")

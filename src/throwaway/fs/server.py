@@ -13,7 +13,7 @@ import stat as stat_
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sandbox.bridge import Reply
+from ..wire.calls import Reply
 from .filesystem import FileSystem
 from .mounts import FileInfo, HostDir, Mount, Resource, _bytes, _then
 from .paths import guest_rel

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..durable.blobs import BlobStore
-from ..sandbox.bridge import HostCalls
+from ..store import BlobStore
+from ..wire.calls import HostCalls
 
 
 class SnapshotWriter:

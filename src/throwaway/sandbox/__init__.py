@@ -1,6 +1,6 @@
 """The sandbox: Pyodide in a locked-down Deno worker, driven from Python."""
 
-from .bridge import HostCalls, Reply
+from ..wire.calls import HostCalls, Reply
 from .limits import Limits
 from .pool import AsyncSandboxPool, SandboxPool
 from .result import ExecResult, GuestError

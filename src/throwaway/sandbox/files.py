@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from ..durable.blobs import BlobStore
+from ..store import BlobStore
 from ..fs.snapshot import SnapshotReader, SnapshotWriter
-from .bridge import HostCalls
+from ..wire.calls import HostCalls
 from .session import Flow, SandboxError, Session
 
 INTERNAL_TIMEOUT = 120.0

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from . import wire
+from ..wire import frames
 
 
 class RuntimeDied(RuntimeError):
@@ -28,11 +28,11 @@ class _Frames:
         self.buf = bytearray()
         self.need: tuple[int, int] | None = None
 
-    def next(self) -> wire.Message | None:
+    def next(self) -> frames.Message | None:
         if self.need is None:
             if len(self.buf) < 8:
                 return None
-            self.need = wire.parse_prefix(bytes(self.buf[:8]))
+            self.need = frames.parse_prefix(bytes(self.buf[:8]))
             del self.buf[:8]
         hlen, plen = self.need
         if len(self.buf) < hlen + plen:
@@ -40,7 +40,7 @@ class _Frames:
         head, payload = bytes(self.buf[:hlen]), bytes(self.buf[hlen : hlen + plen])
         del self.buf[: hlen + plen]
         self.need = None
-        return wire.decode(head, payload)
+        return frames.decode(head, payload)
 
 
 def _stderr_file():
@@ -99,7 +99,7 @@ class Process:
         except (BrokenPipeError, ValueError, OSError):
             raise RuntimeDied(self.reason()) from None
 
-    def recv(self, deadline: float | None) -> wire.Message | None:
+    def recv(self, deadline: float | None) -> frames.Message | None:
         while True:
             msg = self._frames.next()
             if msg is not None:
@@ -158,7 +158,7 @@ class AsyncProcess:
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             raise RuntimeDied(await self.reason()) from None
 
-    async def recv(self, deadline: float | None) -> wire.Message | None:
+    async def recv(self, deadline: float | None) -> frames.Message | None:
         while True:
             msg = self._frames.next()
             if msg is not None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 PYODIDE_VERSION = "314.0.7"
 JS_DIR = Path(__file__).parent / "js"
+# The guest half (Python run inside Pyodide), baked into the boot snapshot.
+GUEST_FILE = Path(__file__).parent / "guest" / "_throwaway.py"
 
 
 class SetupError(RuntimeError):
@@ -72,8 +74,8 @@ class Runtime:
         and the preloaded packages: a change to any of them makes a new one."""
         h = hashlib.sha256()
         h.update(PYODIDE_VERSION.encode())
-        for name in ("worker.js", "channel.js", "guest.py"):
-            h.update((JS_DIR / name).read_bytes())
+        for file in (JS_DIR / "worker.js", JS_DIR / "channel.js", GUEST_FILE):
+            h.update(file.read_bytes())
         h.update(json.dumps(sorted(preload)).encode())
         return self.snapshots_dir / f"pyodide-{PYODIDE_VERSION}-{h.hexdigest()[:16]}.snap"
 
@@ -123,7 +125,7 @@ def deno_command(runtime: Runtime, *, memory_mb: int, config: dict, readable: tu
     """The command line of one runtime process: no network, no env, no
     processes, no writes; reads only Pyodide's assets, our JS, the package
     caches and the boot snapshot."""
-    readable = [runtime.pyodide_dir, JS_DIR.resolve(), runtime.packages_dir, runtime.snapshots_dir, *readable]
+    readable = [runtime.pyodide_dir, JS_DIR.resolve(), GUEST_FILE.resolve(), runtime.packages_dir, runtime.snapshots_dir, *readable]
     pages = max(memory_mb * 16, 256)  # wasm pages are 64 KiB
     return [
         str(deno_bin()),

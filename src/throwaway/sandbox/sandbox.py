@@ -14,14 +14,14 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from ..durable.blobs import BlobStore
+from ..store import BlobStore
 from ..fs.filesystem import HOME, OUTPUT, FileSystem
 from ..fs.server import FsServer
 from . import files
-from .bridge import HostCalls, is_pending
-from .installs import package_calls
+from ..wire.calls import HostCalls, is_pending
 from .limits import Limits
 from .packages import PackageGateway
+from .packages.calls import package_calls
 from .process import AsyncProcess, Process
 from .result import ExecResult
 from .runtime import Runtime, ensure_runtime

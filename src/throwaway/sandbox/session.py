@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import wire
-from .bridge import HostCalls, encode_reply
+from ..wire import frames
+from ..wire.calls import HostCalls, encode_reply
 from .limits import Limits
 from .process import RuntimeDied
 from .result import ExecResult, GuestError, parse_guest_result
-from .runtime import JS_DIR, Runtime, deno_command, deno_env, process_limits
+from .runtime import GUEST_FILE, JS_DIR, Runtime, deno_command, deno_env, process_limits
 
 OutputCallback = Callable[[str, str], None]
 BOOT_TIMEOUT = 180.0  # a first boot also makes the memory snapshot
@@ -100,7 +100,7 @@ class Session:
         while True:
             try:
                 msg = yield from self._recv(deadline)
-            except wire.ProtocolError as e:
+            except frames.ProtocolError as e:
                 raise SandboxError(f"the runtime broke the protocol while starting: {e}") from None
             if msg is None:
                 raise SandboxError(f"the runtime did not start within {BOOT_TIMEOUT:.0f} s")
@@ -129,16 +129,16 @@ class Session:
         key = msg.header.get("k")
         if self.key is None:
             if msg.type != "hello" or not isinstance(key, str) or not key:
-                raise wire.ProtocolError("the runtime's first frame is not its hello")
+                raise frames.ProtocolError("the runtime's first frame is not its hello")
             self.key = key
             return (yield from self._recv(deadline))
         if key != self.key:
-            raise wire.ProtocolError("a frame the runtime did not write (guest code wrote to its stdout)")
+            raise frames.ProtocolError("a frame the runtime did not write (guest code wrote to its stdout)")
         return msg
 
     def _readable(self) -> list[Path]:
         """What the worker may read: Pyodide's assets, our JS, the package caches."""
-        return [self.runtime.pyodide_dir, JS_DIR, self.runtime.packages_dir, *self.readable]
+        return [self.runtime.pyodide_dir, JS_DIR, GUEST_FILE, self.runtime.packages_dir, *self.readable]
 
     def exec(self, code: str, timeout: float | None, on_output: OutputCallback | None, internal: bool = False) -> Flow:
         """Run one cell; returns its ExecResult. Never raises for guest faults."""
@@ -161,7 +161,7 @@ class Session:
         }
         backstop = started + timeout + self.limits.grace + BACKSTOP
         try:
-            yield Send(wire.encode(header))
+            yield Send(frames.encode(header))
             while True:
                 msg = yield from self._recv(backstop)
                 if msg is None:
@@ -193,14 +193,14 @@ class Session:
             limit = "memory" if "memory" in str(died).lower() else "crash"
             return out.result(started, limit=limit, restarted=True,
                               error=GuestError("SandboxCrashed", f"the runtime died and was replaced ({died})"))
-        except wire.ProtocolError as bad:
+        except frames.ProtocolError as bad:
             # A forged or broken frame (guest code writing to the runtime's
             # stdout): nothing more from this runtime can be trusted.
             yield from self._replace()
             return out.result(started, limit="crash", restarted=True,
                               error=GuestError("SandboxCrashed", f"the runtime was replaced: {bad}"))
 
-    def _serve_call(self, msg: wire.Message) -> Flow:
+    def _serve_call(self, msg: frames.Message) -> Flow:
         call_id = msg.get("id", int)
         try:
             result = yield Call(self.calls, msg.get("name", str, ""), msg.get("args", str, ""), msg.payload)
@@ -208,13 +208,13 @@ class Session:
         except Exception as e:
             header, data = encode_reply(call_id, error=e)
         try:
-            yield Send(wire.encode(header, data))
+            yield Send(frames.encode(header, data))
         except RuntimeDied:
             # The runtime ended itself while the call ran (the cell's deadline
             # passed: see `retire` in main.js); its last frames are still to read.
             pass
 
-    def _result(self, msg: wire.Message, out: _Output, started: float, timeout: float) -> ExecResult:
+    def _result(self, msg: frames.Message, out: _Output, started: float, timeout: float) -> ExecResult:
         value, js, error, files = parse_guest_result(msg.get("r", str))
         limit = msg.get("limit", str)
         if limit not in (None, "timeout", "output", "interrupt"):

@@ -73,7 +73,7 @@ function callHost(name, args, bytes) {
   return { ...JSON.parse(head), payload };
 }
 
-// Mount a host-backed file system at a guest path (called by guest.py).
+// Mount a host-backed file system at a guest path (called by the guest module, guest/_throwaway.py).
 function mountHost(path, id) {
   py.FS.mkdirTree(path);
   py.FS.mount(hostfs, { id }, path);
@@ -136,7 +136,7 @@ async function init(m) {
   if (m.make) {
     // Our guest module is imported before the snapshot, so booting from the
     // snapshot finds it ready.
-    const source = Deno.readTextFileSync(new URL("./guest.py", import.meta.url));
+    const source = Deno.readTextFileSync(new URL("../guest/_throwaway.py", import.meta.url));
     py.FS.mkdirTree("/lib/throwaway");
     py.FS.writeFile("/lib/throwaway/_throwaway.py", source);
     py.runPython("import sys; sys.path.insert(0, '/lib/throwaway'); import _throwaway; _throwaway.boot()");

@@ -1,4 +1,4 @@
-"""The command line: `throwaway setup`, `throwaway exec`, and the agent's commands."""
+"""The sandbox's commands: `throwaway setup`, `throwaway exec`."""
 
 from __future__ import annotations
 
@@ -7,20 +7,13 @@ import sys
 
 import click
 
-from .agent.agent import Mount
-from .fs import FileSystem
-from .sandbox import Limits, Sandbox
-from .sandbox.packages import PackageError, PackageGateway
-from .sandbox.runtime import PYODIDE_VERSION, SetupError, ensure_runtime
+from throwaway.fs import FileSystem, MountSpec
+from throwaway.sandbox import Limits, Sandbox
+from throwaway.sandbox.packages import PackageError, PackageGateway
+from throwaway.sandbox.runtime import PYODIDE_VERSION, SetupError, ensure_runtime
 
 
-@click.group()
-@click.version_option(package_name="throwaway")
-def main() -> None:
-    """Agents that solve problems by writing throwaway Python in a sandbox."""
-
-
-@main.command()
+@click.command()
 @click.option("--package", "packages", multiple=True, metavar="NAME",
               help="Also fetch this package into the cache (a Pyodide package, else from PyPI). Repeatable.")
 @click.option("--base-url", envvar="THROWAWAY_PACKAGE_URL",
@@ -48,7 +41,7 @@ def setup(packages: tuple[str, ...], base_url: str | None) -> None:
         click.echo(f"{name}: " + ", ".join(f"{w.name} {w.version}" for w in wheels))
 
 
-@main.command("exec")
+@click.command("exec")
 @click.argument("code", required=False)
 @click.option("-f", "--file", "path", type=click.File("r"), help="Read the code from a file ('-' for stdin).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds before the cell is interrupted.")
@@ -67,7 +60,7 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool,
     fs = FileSystem()
     for text in mounts:
         try:
-            m = Mount.parse(text)
+            m = MountSpec.parse(text)
             fs.mount_host(m.guest, m.host, writable=m.writable)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--mount") from None
@@ -98,10 +91,4 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool,
     sys.exit(0 if r.ok else 1)
 
 
-from .agent.commands import COMMANDS
-
-for _command in COMMANDS:
-    main.add_command(_command)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+COMMANDS = [setup, exec_]

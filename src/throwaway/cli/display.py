@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from .events import Event
+from throwaway.agent.events import Event
 
 MAX_LINES = 40
 _PROGRESS = re.compile(r"^(Loading|Loaded|Installing|Installed|Downloading|Fetching) ")

@@ -1,6 +1,6 @@
 """The seed's demo: an agent whose sandbox can read this machine's public IP.
 
-    throwaway run --app throwaway.agent.demo:agent \\
+    throwaway run --app throwaway.demo:agent \\
         "Figure out the current ip address and make me a picture of it."
 
 The guest has no network; reading ``/network/current-ip`` makes the host look
@@ -14,7 +14,7 @@ import os
 import socket
 import urllib.request
 
-from .agent import Agent
+from .durable import Agent
 
 IP_SERVICE = os.environ.get("THROWAWAY_IP_SERVICE", "https://api.ipify.org")
 

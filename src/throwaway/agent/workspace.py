@@ -1,26 +1,25 @@
-"""A task's live sandbox in this process, brought back to its checkpoint when fresh."""
+"""A task's live sandbox in this process, brought back to its last snapshot when fresh."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .blobs import BlobStore
-
 if TYPE_CHECKING:
     from throwaway.sandbox import Sandbox
+    from throwaway.store import BlobStore
 
 
-class SandboxSession:
-    """The sandbox a task's tool steps share, started on first use.
+class Workspace:
+    """The sandbox a task's tool calls share, started on first use.
 
     Checkpoints hold only the hash of a file-system snapshot; the snapshot's
     blobs live in `blobs`. A sandbox started for a step that follows a
-    checkpoint (after a crash, or on another machine) is first restored to
-    that snapshot, so the task sees the files it had.
+    snapshot (after a crash, or on another machine) is first restored to it,
+    so the task sees the files it had. Without `blobs` nothing is snapshotted.
     """
 
-    def __init__(self, factory: Callable[[], Sandbox], blobs: BlobStore) -> None:
+    def __init__(self, factory: Callable[[], Sandbox], blobs: BlobStore | None = None) -> None:
         self._factory = factory
         self.blobs = blobs
         self._sandbox: Sandbox | None = None
@@ -37,7 +36,7 @@ class SandboxSession:
         sandbox.start()
         restored = False
         try:
-            if snapshot:
+            if snapshot and self.blobs is not None:
                 sandbox.restore(self.blobs, snapshot)
                 restored = True
                 # A cell reports the /output files changed since the previous
@@ -50,9 +49,11 @@ class SandboxSession:
         self._sandbox = sandbox
         return sandbox, restored
 
-    def snapshot(self) -> str:
-        """Store the sandbox's writable files in the blob store; return the snapshot's hash."""
+    def snapshot(self) -> str | None:
+        """Store the sandbox's writable files in the blob store; the snapshot's hash (None: no store)."""
         assert self._sandbox is not None, "snapshot() before the sandbox started"
+        if self.blobs is None:
+            return None
         return self._sandbox.snapshot(self.blobs)
 
     def close(self) -> None:

@@ -1,69 +1,27 @@
-"""`Agent`: what a task runs with (file system, model, docs, skills, limits), and running tasks."""
+"""`Agent`: what its tasks run with (file system, model, docs, skills, limits), and running them durably."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic_ai.models import Model
 
-from . import events
-from .library import DOCS_GUEST, SKILLS_GUEST, Library
-from .models import configured_model_name, resolve_model
-from .prompts import Limits, system_prompt
-
-if TYPE_CHECKING:
-    from throwaway.fs import FileSystem
-    from throwaway.sandbox import Sandbox
+from throwaway.agent import events
+from throwaway.agent.library import DOCS_GUEST, SKILLS_GUEST, Library
+from throwaway.agent.models import configured_model_name, resolve_model
+from throwaway.agent.task import Task, TaskResult
+from throwaway.fs import FileSystem, MountSpec
 
 DEFAULT_MAX_STEPS = 20
 DEFAULT_CELL_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A host folder mounted into the guest for one task (``--mount HOST:GUEST[:rw]``)."""
-
-    host: str
-    guest: str
-    writable: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> Mount:
-        """Read ``HOST:GUEST`` or ``HOST:GUEST:rw`` (or ``:ro``)."""
-        host, sep, rest = text.partition(":")
-        guest, _, mode = rest.partition(":")
-        if not sep or not host or not guest.startswith("/") or mode not in ("", "ro", "rw"):
-            raise ValueError(f"expected HOST:GUEST[:rw] with an absolute GUEST path, got {text!r}")
-        return cls(str(Path(host).expanduser().resolve()), guest.rstrip("/") or "/", mode == "rw")
-
-
-@dataclass
-class TaskResult:
-    """How a task ended: its answer and the files it left in the output folder."""
-
-    task_id: str
-    status: str  # "done", or "max_steps" when it ran out of steps
-    answer: str
-    steps: int
-    artifacts: list[Path] = field(default_factory=list)
-    output_dir: Path | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
-        return cls(
-            task_id=data["task_id"],
-            status=data["status"],
-            answer=data.get("answer", ""),
-            steps=data.get("steps", 0),
-            artifacts=[Path(p) for p in data.get("artifacts", [])],
-            output_dir=Path(data["output_dir"]) if data.get("output_dir") else None,
-        )
 
 
 _agents: dict[str, Agent] = {}
@@ -121,8 +79,6 @@ class Agent:
     @property
     def fs(self) -> FileSystem:
         """The guest file system tasks start from; decorate it to add resources."""
-        from throwaway.fs import FileSystem
-
         if self._fs is None:
             self._fs = FileSystem()
         if not isinstance(self._fs, FileSystem):
@@ -137,7 +93,7 @@ class Agent:
         *,
         task_id: str | None = None,
         model: str | None = None,
-        mounts: Iterable[Mount | str] = (),
+        mounts: Iterable[MountSpec | str] = (),
         output_dir: str | os.PathLike[str] = "output",
         max_steps: int | None = None,
         docs: str | os.PathLike[str] | None = None,
@@ -156,8 +112,8 @@ class Agent:
         """
         from dbos import SetWorkflowID
 
-        from throwaway.durable import runtime
-        from throwaway.durable.workflow import task_workflow
+        from . import backend
+        from .workflow import task_workflow
 
         # The model is recorded by name, with environment defaults resolved now,
         # so a resumed task uses the model it started with. None: the agent's
@@ -168,7 +124,7 @@ class Agent:
             "app": app,
             "prompt": prompt,
             "model": model_name,
-            "mounts": [vars(m if isinstance(m, Mount) else Mount.parse(m)) for m in mounts],
+            "mounts": [vars(m if isinstance(m, MountSpec) else MountSpec.parse(m)) for m in mounts],
             "output_dir": str(Path(output_dir).expanduser().resolve()),
             "max_steps": max_steps or self.max_steps,
             "docs": str(Path(docs).resolve()) if docs else self.docs,
@@ -178,7 +134,7 @@ class Agent:
         spec["model_label"] = model_name or self.model_for(spec).model_name
         if model_name:
             self.model_for(spec)
-        runtime.current()
+        backend.current()
         task_id = task_id or new_task_id()
         with ExitStack() as stack:
             if on_event:
@@ -188,11 +144,11 @@ class Agent:
 
     def resume(self, task_id: str, *, on_event: events.Listener | None = None) -> TaskResult:
         """Bring an interrupted task back and run it to its end (see `throwaway.durable.tasks.resume`)."""
-        from throwaway.durable import tasks
+        from . import tasks
 
         return tasks.resume(task_id, on_event=on_event)
 
-    # --- what a task runs with (called by the durable workflow) ------------
+    # --- what a task runs with -----------------------------------------------
 
     def model_for(self, spec: dict[str, Any]) -> Model:
         """The model a task uses: the one it recorded by name, else this agent's."""
@@ -210,7 +166,7 @@ class Agent:
 
     def file_system(self, spec: dict[str, Any]) -> FileSystem:
         """The guest file system for a task: the agent's, plus the task's mounts, docs and skills."""
-        fs = self._fs() if callable(self._fs) and not _is_file_system(self._fs) else self.fs
+        fs = self._fs() if callable(self._fs) and not isinstance(self._fs, FileSystem) else self.fs
         present = {m.path for m in fs.mounts}
         wanted = [(m["guest"], m["host"], m["writable"], f"host folder {m['host']}") for m in spec.get("mounts", [])]
         library = self.library(spec)
@@ -223,23 +179,21 @@ class Agent:
                 fs.mount_host(guest, host, writable=writable, description=description)
         return fs
 
-    def sandbox(self, fs: FileSystem) -> Sandbox:
-        """A new (not yet started) sandbox for a task."""
-        from throwaway.sandbox import Sandbox
-
-        return Sandbox(fs=fs, timeout=self.cell_timeout)
-
-    def system_prompt(self, spec: dict[str, Any], fs: FileSystem) -> str:
-        limits = Limits(max_steps=spec.get("max_steps") or self.max_steps, cell_timeout=self.cell_timeout)
-        return system_prompt(fs.mounts, self.library(spec), limits, extra=self.instructions)
-
-
-def _is_file_system(obj: object) -> bool:
-    try:
-        from throwaway.fs import FileSystem
-    except ImportError:
-        return False
-    return isinstance(obj, FileSystem)
+    def task(self, task_id: str, spec: dict[str, Any]) -> Task:
+        """What one execution of a task runs with, from the spec it recorded."""
+        return Task(
+            task_id=task_id,
+            prompt=spec["prompt"],
+            model=self.model_for(spec),
+            describe_model=self.describe_model_for(spec),
+            fs=self.file_system(spec),
+            library=self.library(spec),
+            max_steps=spec.get("max_steps") or self.max_steps,
+            cell_timeout=self.cell_timeout,
+            output_dir=spec["output_dir"],
+            model_label=spec.get("model") or spec.get("model_label") or "",
+            instructions=self.instructions,
+        )
 
 
 def new_task_id() -> str:
@@ -266,9 +220,6 @@ def load_app(app: str) -> Agent:
     """Import ``module:attribute`` (or ``path/to/file.py:attribute``) and return the `Agent` it names."""
     module_name, _, attribute = app.partition(":")
     if module_name.endswith(".py"):
-        import importlib.util
-        import sys
-
         path = Path(module_name).resolve()
         spec = importlib.util.spec_from_file_location(path.stem, path)
         if spec is None or spec.loader is None:

@@ -20,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .blobs import BlobStore
+from throwaway.store import BlobStore
+
 from .serialization import JsonSerializer
 
 APP_NAME = "throwaway"
@@ -35,8 +36,8 @@ DEFAULT_DATA_DIR = ".throwaway"
 
 
 @dataclass(frozen=True)
-class Runtime:
-    """The durable runtime this process launched: where tasks and their files live."""
+class Backend:
+    """The durable backend this process launched: where tasks and their files live."""
 
     data_dir: Path
     database_url: str
@@ -47,12 +48,19 @@ class Runtime:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def where(self) -> str:
+        """The database, for people to read: the SQLite file, or the URL without its password."""
+        if self.is_sqlite:
+            return self.database_url.removeprefix("sqlite:///")
+        return sa.make_url(self.database_url).render_as_string(hide_password=True)
+
     def lock_path(self, task_id: str) -> Path:
         return self.data_dir / "locks" / f"{task_id}.lock"
 
 
 _lock = threading.RLock()
-_current: Runtime | None = None
+_current: Backend | None = None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -100,8 +108,8 @@ def _executor_id() -> str:
     return os.environ.get("THROWAWAY_EXECUTOR_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Runtime:
-    """Start DBOS on the data folder (idempotent) and return the runtime.
+def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Backend:
+    """Start DBOS on the data folder (idempotent) and return the backend.
 
     Called by everything that runs or inspects tasks; call it yourself to pick
     a folder or a Postgres URL other than the defaults.
@@ -131,7 +139,7 @@ def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | N
             config["system_database_engine"] = sqlite_engine(url)
         DBOS(config=config)
         DBOS.launch()
-        _current = Runtime(
+        _current = Backend(
             data_dir=folder,
             database_url=url,
             blobs=BlobStore(folder / "blobs"),
@@ -140,8 +148,8 @@ def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | N
         return _current
 
 
-def current() -> Runtime:
-    """The launched runtime, launching one with the defaults if there is none."""
+def current() -> Backend:
+    """The launched backend, launching one with the defaults if there is none."""
     with _lock:
         return _current or launch()
 

@@ -1,8 +1,4 @@
-"""The agent's commands: `throwaway run`, `tasks`, `show`, `resume`.
-
-Register them on the CLI group with ``main.add_command(...)`` for each of
-`COMMANDS`.
-"""
+"""The agent's commands: `throwaway run`, `tasks`, `show`, `resume`."""
 
 from __future__ import annotations
 
@@ -26,12 +22,11 @@ def _durable() -> Iterator[None]:
     by then, and a graceful shutdown spends a second joining idle threads that
     the process's exit ends anyway.
     """
-    from throwaway.durable import TaskBusy, TaskNotFound, runtime
-
-    from .models import ModelNotConfigured
+    from throwaway.agent.models import ModelNotConfigured
+    from throwaway.durable import TaskBusy, TaskNotFound, backend
 
     try:
-        runtime.current()
+        backend.current()
         yield
     except (ModelNotConfigured, TaskNotFound, TaskBusy, LookupError) as e:
         # args[0], not str(e): a KeyError's str() is wrapped in quotes.
@@ -58,11 +53,13 @@ def run(prompt: str, model: str | None, mounts: tuple[str, ...], output_dir: str
     Every step is checkpointed: if the process dies, `throwaway resume ID`
     carries on from the step where it stopped.
     """
-    from .agent import Agent, Mount, load_app, new_task_id
+    from throwaway.durable import Agent, load_app, new_task_id
+    from throwaway.fs import MountSpec
+
     from .display import Printer
 
     try:
-        parsed = [Mount.parse(m) for m in mounts]
+        parsed = [MountSpec.parse(m) for m in mounts]
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--mount") from None
     task_id = task_id or new_task_id()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .bridge import HostCalls
-from .packages import PackageError, PackageGateway, Wheel
+from ...wire.calls import HostCalls
+from .cache import Wheel
+from .errors import PackageError
+from .gateway import PackageGateway
 
 
 def package_calls(gateway: PackageGateway) -> HostCalls:

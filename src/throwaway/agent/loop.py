@@ -1,0 +1,123 @@
+"""The agent loop, as the seed tells it: ask the model, run the tools it
+called, feed the results back, and stop at the answer or the step limit.
+
+The loop reaches the model and the tools only through `Steps`. `LocalSteps`
+runs them here and now, with no database; the durable layer
+(`throwaway.durable.workflow`) supplies steps that checkpoint each call as a
+DBOS step and snapshot the guest's files, so a task that dies resumes where
+it stopped, with its files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
+
+from . import steps as bodies
+from .task import Task
+from .workspace import Workspace
+
+
+class Steps(Protocol):
+    """How the loop calls the model and the tools.
+
+    Each call returns plain JSON plus ``replayed``: True when the answer came
+    from a checkpoint rather than from running the step now.
+    """
+
+    where: str  # where the steps are kept, for the step log
+
+    def prepare(self) -> dict[str, Any]: ...  # system_prompt, replayed
+    def model(self, step: int, messages: list[ModelMessage]) -> dict[str, Any]: ...
+    def tool(self, step: int, call: dict[str, Any], snapshot: str | None) -> dict[str, Any]: ...
+    def finish(self, snapshot: str | None) -> dict[str, Any]: ...  # artifacts
+
+
+def run_loop(task: Task, steps: Steps) -> dict[str, Any]:
+    """Run `task` to its end through `steps`; the result as plain JSON (see `TaskResult`)."""
+    prepared = steps.prepare()
+    task.emit({"type": "task", "task_id": task.task_id, "prompt": task.prompt, "model": task.model_label,
+               "resumed": prepared["replayed"]})
+    messages: list[ModelMessage] = [
+        ModelRequest(parts=[UserPromptPart(task.prompt)], instructions=prepared["system_prompt"])
+    ]
+    snapshot: str | None = None
+    answer, status, step = "", "max_steps", 0
+    for step in range(1, task.max_steps + 1):
+        # Ask the model.
+        turn = steps.model(step, messages)
+        response = bodies.load_response(turn["response"])
+        messages.append(response)
+        calls = bodies.tool_calls(response)
+        text = bodies.response_text(response)
+        task.emit({"type": "model", "step": step, "stop_reason": turn["stop_reason"], "text": text,
+                   "tool_calls": calls, "replayed": turn["replayed"]})
+        if text:
+            answer = text  # the final answer, or the latest words if the steps run out
+        if not calls:
+            status = "done"
+            break
+        # Run the tools it called, and feed the results back.
+        returns = []
+        for call in calls:
+            result = steps.tool(step, call, snapshot)
+            snapshot = result["snapshot"]
+            returns.append(ToolReturnPart(
+                tool_name=result["tool"], content=result["content"], tool_call_id=result["call_id"],
+                outcome="success" if result["ok"] or result["tool"] == "execute_python" else "failed",
+            ))
+            task.emit({"type": "tool", **result})
+        messages.append(ModelRequest(parts=returns))
+        task.emit({"type": "checkpoint", "step": step, "task_id": task.task_id, "snapshot": snapshot,
+                   "database": steps.where})
+    finished = steps.finish(snapshot)
+    result = {
+        "task_id": task.task_id,
+        "status": status,
+        "answer": answer,
+        "steps": step,
+        "artifacts": finished["artifacts"],
+        "output_dir": task.output_dir,
+        "snapshot": snapshot,
+    }
+    task.emit({"type": "done", **result})
+    return result
+
+
+class LocalSteps:
+    """Steps run directly in this process: nothing is checkpointed, nothing survives a crash.
+
+    For the loop's own tests and for anyone who wants no database. Give
+    `blobs` (a `BlobStore`) to snapshot the guest's files after each tool call.
+    """
+
+    where = "memory"
+
+    def __init__(self, task: Task, blobs: Any = None) -> None:
+        self.task = task
+        self.workspace = Workspace(task.sandbox, blobs)
+
+    def prepare(self) -> dict[str, Any]:
+        return {"system_prompt": self.task.system_prompt(), "replayed": False}
+
+    def model(self, step: int, messages: list[ModelMessage]) -> dict[str, Any]:
+        return {"step": step, **bodies.call_model(self.task.model, messages), "replayed": False}
+
+    def tool(self, step: int, call: dict[str, Any], snapshot: str | None) -> dict[str, Any]:
+        return {**bodies.call_tool(self.task, self.workspace, step, call, snapshot), "replayed": False}
+
+    def finish(self, snapshot: str | None) -> dict[str, Any]:
+        return bodies.collect_output(self.workspace, snapshot, self.task.output_dir)
+
+    def close(self) -> None:
+        self.workspace.close()
+
+
+def run_local(task: Task) -> dict[str, Any]:
+    """Run `task` in this process with `LocalSteps`, closing its sandbox after."""
+    steps = LocalSteps(task)
+    try:
+        return run_loop(task, steps)
+    finally:
+        steps.close()

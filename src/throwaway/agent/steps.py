@@ -1,0 +1,110 @@
+"""The bodies of the loop's steps: a model call, a tool call, collecting the output.
+
+Each takes plain data and returns plain JSON, so the durable layer can
+checkpoint what it returns as it is and replay it later.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models import Model, ModelRequestParameters
+
+from .task import Task
+from .tools import TOOL_DEFINITIONS, ToolContext, run_tool
+from .workspace import Workspace
+
+PARAMETERS = ModelRequestParameters(function_tools=TOOL_DEFINITIONS, allow_text_output=True)
+
+
+def call_model(model: Model, messages: list[ModelMessage]) -> dict[str, Any]:
+    """Ask `model` for the next turn, offering the tools: its response as plain JSON, and why it stopped."""
+    from pydantic_ai.direct import model_request_sync
+
+    response = model_request_sync(model, messages, model_request_parameters=PARAMETERS)
+    return {
+        "stop_reason": stop_reason(response),
+        "response": ModelMessagesTypeAdapter.dump_python([response], mode="json")[0],
+    }
+
+
+def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any], snapshot: str | None) -> dict[str, Any]:
+    """Run one tool call in the task's sandbox (restored to `snapshot` if fresh); snapshot the files after."""
+    restored = False
+
+    def sandbox() -> tuple[Any, bool]:
+        nonlocal restored
+        live, just_restored = workspace.get(snapshot)
+        restored = restored or just_restored
+        return live, just_restored
+
+    def on_output(stream: str, text: str) -> None:
+        task.emit({"type": "output", "step": step, "stream": stream, "text": text})
+
+    context = ToolContext(
+        sandbox=sandbox,
+        model=task.describe_model,
+        library=task.library,
+        on_output=on_output,
+        cell_timeout=task.cell_timeout,
+    )
+    result = run_tool(call["tool"], call["args"], context)
+    if result.changed_files:
+        snapshot = workspace.snapshot() or snapshot
+    return {
+        "step": step,
+        "tool": call["tool"],
+        "args": call["args"],
+        "call_id": call["call_id"],
+        "ok": result.ok,
+        "content": result.content,
+        "files": result.files,
+        "snapshot": snapshot,
+        "restored": restored,
+    }
+
+
+def collect_output(workspace: Workspace, snapshot: str | None, output_dir: str) -> dict[str, Any]:
+    """Copy the files the task left in /output to `output_dir`."""
+    if snapshot is None and not workspace.started:
+        return {"artifacts": []}
+    live, _ = workspace.get(snapshot)
+    os.makedirs(output_dir, exist_ok=True)
+    return {"artifacts": [str(p) for p in live.collect_output(output_dir)]}
+
+
+def stop_reason(response: ModelResponse) -> str:
+    """Why the model stopped, in the words of the seed's printout (tool_use, end_turn, max_tokens, ...)."""
+    if any(isinstance(p, ToolCallPart) for p in response.parts):
+        return "tool_use"
+    return {None: "end_turn", "stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}.get(
+        response.finish_reason, str(response.finish_reason)
+    )
+
+
+def load_response(data: dict[str, Any]) -> ModelResponse:
+    """A checkpointed response back as a pydantic-ai message."""
+    message = ModelMessagesTypeAdapter.validate_python([data])[0]
+    assert isinstance(message, ModelResponse)
+    return message
+
+
+def response_text(response: ModelResponse) -> str:
+    return "".join(p.content for p in response.parts if isinstance(p, TextPart)).strip()
+
+
+def tool_calls(response: ModelResponse) -> list[dict[str, Any]]:
+    """The tool calls in a response, as plain JSON: tool, args, call_id."""
+    calls = []
+    for part in response.parts:
+        if not isinstance(part, ToolCallPart):
+            continue
+        try:
+            args = part.args_as_dict()
+        except ValueError:
+            # Malformed JSON from the model: the tool answers with what it needs.
+            args = {"unparsed_arguments": str(part.args)}
+        calls.append({"tool": part.tool_name, "args": args, "call_id": part.tool_call_id})
+    return calls

@@ -1,0 +1,78 @@
+"""What one task runs with, and how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic_ai.models import Model
+
+from . import events
+from .library import Library
+from .prompts import TaskLimits, system_prompt
+
+if TYPE_CHECKING:
+    from throwaway.fs import FileSystem
+    from throwaway.sandbox import Sandbox
+
+
+@dataclass
+class Task:
+    """Everything one execution of the loop needs: built afresh each time a task
+    runs, resumed ones included, from what the task recorded.
+
+    `fs` is this task's own file system (never shared with another task);
+    `model` takes the turns, `describe_model` answers `describe`.
+    """
+
+    task_id: str
+    prompt: str
+    model: Model
+    describe_model: Model
+    fs: FileSystem
+    library: Library
+    max_steps: int
+    cell_timeout: float
+    output_dir: str
+    model_label: str = ""
+    instructions: str | None = None
+
+    def system_prompt(self) -> str:
+        """The system prompt, from what this task really has (mounts, docs, skills, limits)."""
+        limits = TaskLimits(max_steps=self.max_steps, cell_timeout=self.cell_timeout)
+        return system_prompt(self.fs.mounts, self.library, limits, extra=self.instructions)
+
+    def sandbox(self) -> Sandbox:
+        """A new (not yet started) sandbox on this task's file system."""
+        from throwaway.sandbox import Sandbox
+
+        return Sandbox(fs=self.fs, timeout=self.cell_timeout)
+
+    def emit(self, event: events.Event) -> None:
+        """Report progress to whoever listens to this task, or to every task."""
+        events.emit(self.task_id, event)
+        events.emit("*", {**event, "task_id": self.task_id})
+
+
+@dataclass
+class TaskResult:
+    """How a task ended: its answer and the files it left in the output folder."""
+
+    task_id: str
+    status: str  # "done", or "max_steps" when it ran out of steps
+    answer: str
+    steps: int
+    artifacts: list[Path] = field(default_factory=list)
+    output_dir: Path | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        return cls(
+            task_id=data["task_id"],
+            status=data["status"],
+            answer=data.get("answer", ""),
+            steps=data.get("steps", 0),
+            artifacts=[Path(p) for p in data.get("artifacts", [])],
+            output_dir=Path(data["output_dir"]) if data.get("output_dir") else None,
+        )

@@ -1,0 +1,3 @@
+from throwaway.cli import main
+
+main()
