@@ -165,8 +165,12 @@ class Agent:
         return Library(spec.get("docs") or self.docs, spec.get("skills") or self.skills)
 
     def file_system(self, spec: dict[str, Any]) -> FileSystem:
-        """The guest file system for a task: the agent's, plus the task's mounts, docs and skills."""
-        fs = self._fs() if callable(self._fs) and not isinstance(self._fs, FileSystem) else self.fs
+        """The guest file system for one task: its own copy of the agent's, plus the task's mounts, docs and skills.
+
+        Never the agent's own table: a task's mounts must not show up in
+        another task of the same agent.
+        """
+        fs = self._fs() if callable(self._fs) and not isinstance(self._fs, FileSystem) else self.fs.copy()
         present = {m.path for m in fs.mounts}
         wanted = [(m["guest"], m["host"], m["writable"], f"host folder {m['host']}") for m in spec.get("mounts", [])]
         library = self.library(spec)

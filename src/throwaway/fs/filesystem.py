@@ -80,6 +80,16 @@ class FileSystem:
 
         return register
 
+    def copy(self) -> FileSystem:
+        """A new mount table holding the same mounts: mounting on the copy leaves this one as it is.
+
+        Mounts are definitions (a folder, functions); what a sandbox opens on
+        them lives in that sandbox, so tasks can share them safely.
+        """
+        other = FileSystem.__new__(FileSystem)
+        other._mounts = dict(self._mounts)
+        return other
+
     def unmount(self, path: str) -> None:
         del self._mounts[mount_point(path)]
 

@@ -1,0 +1,110 @@
+"""One task never sees another's folders: tasks of one Agent, in one process, one after another and at once."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from pydantic_ai import models as pydantic_ai_models
+from pydantic_ai.messages import ModelRequest, ToolReturnPart
+
+from throwaway import Agent
+from throwaway.durable import backend
+from throwaway.testing import ScriptedModel, tool_call
+
+LOOK = """
+import os, json
+seen = {}
+for path in ("/data", "/other"):
+    try:
+        seen[path] = sorted(os.listdir(path))
+    except OSError as e:
+        seen[path] = type(e).__name__
+print(json.dumps(seen))
+"""
+
+
+def _echo_last_value(messages, info):
+    """The final answer: the value the last cell returned, as the model would report it."""
+    for message in reversed(messages):
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, ToolReturnPart):
+                    return part.content["stdout"].strip() or json.dumps(part.content)
+    return "{}"
+
+
+@pytest.fixture(autouse=True)
+def no_real_models(monkeypatch):
+    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
+
+
+@pytest.fixture
+def data(tmp_path):
+    yield backend.launch(tmp_path / "data")
+    backend.shutdown()
+
+
+@pytest.fixture
+def folders(tmp_path):
+    made = {}
+    for name in ("alpha", "beta"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}-secret.txt").write_text(f"{name} only")
+        made[name] = folder
+    return made
+
+
+def _agent(name: str) -> Agent:
+    agent = Agent(name, model=ScriptedModel([tool_call("execute_python", code=LOOK), _echo_last_value]))
+
+    @agent.fs.file("/network/current-ip")
+    def current_ip() -> str:
+        return "203.0.113.7\n"
+
+    return agent
+
+
+def _seen(result) -> dict:
+    return json.loads(result.answer)
+
+
+def test_tasks_one_after_another_see_only_their_own_mounts(data, folders, tmp_path):
+    agent = _agent("isolation-sequential")
+    first = agent.run("look", mounts=[f"{folders['alpha']}:/data"], output_dir=tmp_path / "o1")
+    second = agent.run("look", output_dir=tmp_path / "o2")
+    third = agent.run("look", mounts=[f"{folders['beta']}:/data"], output_dir=tmp_path / "o3")
+    assert _seen(first) == {"/data": ["alpha-secret.txt"], "/other": "FileNotFoundError"}
+    assert _seen(second) == {"/data": "FileNotFoundError", "/other": "FileNotFoundError"}
+    assert _seen(third) == {"/data": ["beta-secret.txt"], "/other": "FileNotFoundError"}
+    # The agent's own table is untouched; its resources are still there for every task.
+    assert "/data" not in {m.path for m in agent.fs.mounts}
+    assert "/network" in {m.path for m in agent.fs.mounts}
+
+
+def test_tasks_at_once_see_only_their_own_mounts(data, folders, tmp_path):
+    agent = _agent("isolation-concurrent")
+    plans = {
+        "a": [f"{folders['alpha']}:/data"],
+        "b": [],
+        "c": [f"{folders['beta']}:/data", f"{folders['alpha']}:/other"],
+    }
+    results, errors = {}, []
+
+    def run(key: str) -> None:
+        try:
+            results[key] = agent.run("look", mounts=plans[key], output_dir=tmp_path / f"out-{key}")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert not errors, errors
+    assert _seen(results["a"]) == {"/data": ["alpha-secret.txt"], "/other": "FileNotFoundError"}
+    assert _seen(results["b"]) == {"/data": "FileNotFoundError", "/other": "FileNotFoundError"}
+    assert _seen(results["c"]) == {"/data": ["beta-secret.txt"], "/other": ["alpha-secret.txt"]}
