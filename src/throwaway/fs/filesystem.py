@@ -28,9 +28,12 @@ class FileSystem:
 
     `/home/user` (the working directory), `/tmp` and `/output` are there by
     default. Every mount has a one-line description for the agent's prompt.
+    `max_open_files` caps the host files (and resource files being written)
+    one sandbox may hold open at once; past it the guest's open gets EMFILE.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_open_files: int = 256) -> None:
+        self.max_open_files = max_open_files
         self._mounts: dict[str, Mount] = {}
         self.mount(HOME, MemoryMount("your working folder (in memory, kept between steps)"))
         self.mount("/tmp", MemoryMount("scratch space (in memory)"))
@@ -50,9 +53,12 @@ class FileSystem:
         return mount
 
     def mount_host(self, path: str, host_path: str | os.PathLike[str], *, writable: bool = False,
-                   description: str = "", quota_bytes: int = 100 * 1024 * 1024) -> HostDir:
-        """Serve the host folder `host_path` at `path`, read-only unless `writable`."""
-        mount = HostDir(host_path, writable=writable, description=description, quota_bytes=quota_bytes)
+                   description: str = "", quota_bytes: int = 100 * 1024 * 1024,
+                   max_entries: int = 10_000) -> HostDir:
+        """Serve the host folder `host_path` at `path`, read-only unless `writable`
+        (caps: see `HostDir`)."""
+        mount = HostDir(host_path, writable=writable, description=description, quota_bytes=quota_bytes,
+                        max_entries=max_entries)
         self.mount(path, mount)
         return mount
 
@@ -87,6 +93,7 @@ class FileSystem:
         them lives in that sandbox, so tasks can share them safely.
         """
         other = FileSystem.__new__(FileSystem)
+        other.max_open_files = self.max_open_files
         other._mounts = dict(self._mounts)
         return other
 

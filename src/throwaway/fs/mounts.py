@@ -12,12 +12,13 @@ import inspect
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from .paths import guest_rel, inside
+from .paths import DIR_FLAGS, guest_rel, lookup
 
 Content = Union[bytes, str]
 MaybeAsync = Union[Any, Awaitable[Any]]
@@ -65,36 +66,155 @@ class OutputMount(MemoryMount):
 
 
 class HostDir(Mount):
-    """A real host folder, read-only unless `writable`; `quota_bytes` caps
-    what the guest may write into it per sandbox."""
+    """A real host folder, read-only unless `writable`.
+
+    What the guest may do to it is capped per sandbox: `quota_bytes` is how
+    much the files it writes may grow the folder by (a write counts up to its
+    end offset and a truncate its new length, so a sparse write far out counts
+    in full; shrinking and deleting give back what the same sandbox added);
+    `max_entries` is how many files and folders it may create (net of those it
+    deletes). Only regular files and folders are opened: a FIFO, socket or
+    device in the folder gets ENXIO and is never opened. Links are followed
+    only while they lead inside the folder.
+    """
 
     kind = "host"
     host_backed = True
 
     def __init__(self, root: str | os.PathLike[str], *, writable: bool = False, description: str = "",
-                 quota_bytes: int = 100 * 1024 * 1024) -> None:
+                 quota_bytes: int = 100 * 1024 * 1024, max_entries: int = 10_000) -> None:
         super().__init__(description)
         self.root = Path(os.path.realpath(root))
         if not self.root.is_dir():
             raise ValueError(f"{root} is not a folder on the host")
         self.writable = writable
         self.quota_bytes = quota_bytes
+        self.max_entries = max_entries
 
-    def resolve(self, rel: str, *, must_exist: bool = True) -> Path:
-        return inside(self.root, rel, must_exist=must_exist)
+    @contextmanager
+    def at(self, rel: str, *, follow: bool = True) -> Iterator[tuple[int, str]]:
+        """The folder descriptor and name of the entry `rel` (see `paths.lookup`)."""
+        root_fd = os.open(self.root, DIR_FLAGS)
+        try:
+            dir_fd, name = lookup(root_fd, self.root, rel, follow=follow)
+        finally:
+            os.close(root_fd)
+        try:
+            yield dir_fd, name
+        finally:
+            os.close(dir_fd)
 
     def check_writable(self) -> None:
         if not self.writable:
             raise OSError(errno.EROFS, "Read-only file system")
 
+    def lstat(self, rel: str) -> os.stat_result:
+        """The host's stat of the entry at `rel` (links inside followed)."""
+        with self.at(rel) as (d, name):
+            st = os.stat(name, dir_fd=d, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):  # swapped for a link since the lookup looked
+            raise OSError(errno.ELOOP, "Too many levels of symbolic links")
+        return st
+
     def stat(self, rel: str) -> FileInfo:
-        st = os.stat(self.resolve(rel))
+        st = self.lstat(rel)
         return FileInfo(stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, self.writable)
 
     def list(self, rel: str) -> list[str]:
-        folder = self.resolve(rel)
-        # Links that lead out of the mount are not shown at all.
-        return sorted(n for n in os.listdir(folder) if _within(self.root, folder / n))
+        with self.at(rel) as (d, name):
+            fd = os.open(name, DIR_FLAGS, dir_fd=d)
+        try:
+            names = os.listdir(fd)
+            shown = []
+            for n in names:
+                try:
+                    is_link = stat.S_ISLNK(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode)
+                except FileNotFoundError:
+                    continue
+                if is_link and not self._leads_inside(rel.rstrip("/") + "/" + n):
+                    continue  # links that lead out of the mount are not shown at all
+                shown.append(n)
+            return sorted(shown)
+        finally:
+            os.close(fd)
+
+    def _leads_inside(self, rel: str) -> bool:
+        try:
+            self.lstat(rel)
+        except FileNotFoundError:
+            return True  # a dangling link inside: shown, as the host shows it
+        except OSError:
+            return False
+        return True
+
+    def open_file(self, rel: str, flags: int) -> int:
+        """A descriptor of the regular file at `rel`. Anything else is refused
+        before it is opened (ENXIO; EISDIR for a folder), and again after, in
+        case it was swapped in between: the open itself never blocks."""
+        with self.at(rel) as (d, name):
+            _regular(os.stat(name, dir_fd=d, follow_symlinks=False))
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=d)
+        try:
+            _regular(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def create(self, rel: str) -> None:
+        """Create the empty file `rel`; EEXIST if anything is there (even a link)."""
+        with self.at(rel, follow=False) as (d, name):
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            os.close(os.open(name, flags, 0o644, dir_fd=d))
+
+    def mkdir(self, rel: str) -> None:
+        with self.at(rel, follow=False) as (d, name):
+            os.mkdir(name, 0o755, dir_fd=d)
+
+    def unlink(self, rel: str) -> int:
+        """Remove the entry `rel` itself (a link, not what it points to); the bytes this frees."""
+        with self.at(rel, follow=False) as (d, name):
+            freed = _frees(d, name)
+            os.unlink(name, dir_fd=d)
+        return freed
+
+    def rmdir(self, rel: str) -> None:
+        with self.at(rel, follow=False) as (d, name):
+            os.rmdir(name, dir_fd=d)
+
+    def rename(self, rel: str, to: str) -> int:
+        """Rename the entry `rel` to `to`; the bytes freed by replacing what was at `to`."""
+        with self.at(rel, follow=False) as (d, name), self.at(to, follow=False) as (d2, name2):
+            src = os.stat(name, dir_fd=d, follow_symlinks=False)
+            try:
+                dst = os.stat(name2, dir_fd=d2, follow_symlinks=False)
+            except FileNotFoundError:
+                dst = None
+            # Renaming a file onto one of its own names frees nothing.
+            same = dst is not None and (src.st_dev, src.st_ino) == (dst.st_dev, dst.st_ino)
+            freed = 0 if same else _frees(d2, name2)
+            os.rename(name, name2, src_dir_fd=d, dst_dir_fd=d2)
+        return freed
+
+    def utime(self, rel: str, mtime: float) -> None:
+        with self.at(rel) as (d, name):
+            os.utime(name, (mtime, mtime), dir_fd=d, follow_symlinks=False)
+
+
+def _regular(st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.EISDIR, "Is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.ENXIO, "No such device or address (only regular files and folders open here)")
+
+
+def _frees(dir_fd: int, name: str) -> int:
+    """What removing the entry would free: a regular file's size, if this is its only name."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 else 0
 
 
 class Resource(Mount):
@@ -110,6 +230,9 @@ class Resource(Mount):
     kind = "resource"
     host_backed = True
     writable = False
+    # A file the guest writes is held on the host until it is closed: at most
+    # this many bytes (its end offset), else EFBIG.
+    max_write_bytes = 16 * 1024 * 1024
 
     def list(self, path: str) -> MaybeAsync:
         """Names in the folder `path`; a folder's name ends with '/'."""
@@ -209,11 +332,6 @@ class Files(Resource):
             return FileInfo(False, len(_bytes(data)), time.time(), False)
 
         return _then(fn(), info)
-
-
-def _within(root: Path, path: Path) -> bool:
-    resolved = Path(os.path.realpath(path))
-    return resolved == root or root in resolved.parents
 
 
 def _bytes(data: Content) -> bytes:

@@ -1,8 +1,16 @@
 """Serves the guest's file operations on host-backed mounts (the "fs" host call).
 
-One `FsServer` per sandbox: it holds the open files (handles) and the bytes
-written against each mount's quota. Every path is checked by the mount; host
-paths never reach the guest, not even in error messages.
+One `FsServer` per sandbox: it holds the open files (handles) and what the
+guest has added to each writable mount. Every path is looked up by the mount,
+beneath its folder; host paths never reach the guest, not even in error
+messages.
+
+Caps, each an errno in the guest: open handles (`FileSystem.max_open_files`,
+EMFILE); bytes a writable host folder may grow by (`HostDir.quota_bytes`,
+counted by end offset and truncate length, ENOSPC) and entries created in it
+(`HostDir.max_entries`, EDQUOT), both reported as the cell's `limit == "disk"`;
+a resource file being written (`Resource.max_write_bytes`, EFBIG) and all of a
+sandbox's such buffers together (`MAX_BUFFERED`, ENOBUFS).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +28,8 @@ from .mounts import FileInfo, HostDir, Mount, Resource, _bytes, _then
 from .paths import guest_rel
 
 WHOLE = 4 * 1024 * 1024  # files up to this size go to the guest whole, at open
+MAX_BUFFERED = 64 * 1024 * 1024  # all resource files being written by one sandbox, together
+MAX_OFFSET = 2**53  # positions and sizes past this are not numbers JavaScript sends exactly
 
 
 @dataclass
@@ -39,8 +50,16 @@ class FsServer:
         self._mounts: list[Mount] = []
         self._handles: dict[int, _Handle] = {}
         self._next = 0
-        self.written: dict[str, int] = {}
+        # Host calls may come from several threads (a handler abandoned at a
+        # deadline may still be running): the tables and counts change under this.
+        self._lock = threading.Lock()
+        self.used: dict[str, int] = {}  # bytes added to each writable host folder, by mount path
+        self.entries: dict[str, int] = {}  # files and folders created in it, net of those removed
         self.quota_hit = False
+
+    @property
+    def max_handles(self) -> int:
+        return getattr(self.fs, "max_open_files", 256)
 
     def plan(self) -> list[dict[str, Any]]:
         """What the guest mounts at boot: each host-backed mount's path and id."""
@@ -49,10 +68,12 @@ class FsServer:
 
     def reset(self) -> None:
         """Forget open files (the worker that had them is gone)."""
-        for h in self._handles.values():
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for h in handles:
             if h.fd is not None:
                 os.close(h.fd)
-        self._handles.clear()
 
     def __call__(self, args: Any, data: bytes) -> Any:
         if not isinstance(args, dict) or not isinstance(args.get("op"), str):
@@ -86,10 +107,40 @@ class FsServer:
             raise OSError(errno.EBADF, "Bad file descriptor")
         return h
 
+    def _room(self) -> None:
+        if len(self._handles) >= self.max_handles:
+            raise OSError(errno.EMFILE, f"Too many open files (at most {self.max_handles} open at once in "
+                                        "mounted folders; close some)")
+
     def _new_handle(self, handle: _Handle) -> int:
-        self._next += 1
-        self._handles[self._next] = handle
-        return self._next
+        with self._lock:
+            try:
+                self._room()
+            except OSError:
+                if handle.fd is not None:
+                    os.close(handle.fd)
+                raise
+            self._next += 1
+            self._handles[self._next] = handle
+            return self._next
+
+    def _charge(self, mount: HostDir, grow: int) -> None:
+        """Count `grow` bytes (negative: given back) against the mount's quota. Under the lock."""
+        used = self.used.get(mount.path, 0)
+        if grow > 0 and used + grow > mount.quota_bytes:
+            self.quota_hit = True
+            raise OSError(errno.ENOSPC, f"No space left on device (the {mount.quota_bytes}-byte write quota "
+                                        f"of {mount.path} is used up)")
+        self.used[mount.path] = max(0, used + grow)
+
+    def _count_entry(self, mount: HostDir, n: int) -> None:
+        """Count `n` created entries (negative: removed) against the mount's cap. Under the lock."""
+        have = self.entries.get(mount.path, 0)
+        if n > 0 and have + n > mount.max_entries:
+            self.quota_hit = True
+            raise OSError(errno.EDQUOT, f"Disk quota exceeded (at most {mount.max_entries} files and folders "
+                                        f"may be created in {mount.path})")
+        self.entries[mount.path] = max(0, have + n)
 
     def _read(self, h: _Handle, args: dict, data: bytes) -> bytes:
         pos, length = _int(args, "pos"), min(_int(args, "len"), WHOLE)
@@ -99,26 +150,37 @@ class FsServer:
 
     def _write(self, h: _Handle, args: dict, data: bytes) -> dict:
         pos = _int(args, "pos")
+        end = pos + len(data)
         if h.fd is not None:
             mount = h.mount
             assert isinstance(mount, HostDir)
-            used = self.written.get(mount.path, 0)
-            if used + len(data) > mount.quota_bytes:
-                self.quota_hit = True
-                raise OSError(errno.ENOSPC, f"No space left on device (the {mount.quota_bytes}-byte write quota "
-                                            f"of {mount.path} is used up)")
-            self.written[mount.path] = used + len(data)
-            os.pwrite(h.fd, data, pos)
+            with self._lock:
+                # By where the write ends, not by its length: a write far out
+                # makes a file that large (sparse or not) and counts so.
+                self._charge(mount, end - os.fstat(h.fd).st_size)
+                os.pwrite(h.fd, data, pos)
             return {}
         if h.buffer is None:
             raise OSError(errno.EBADF, "Bad file descriptor")
-        if len(h.buffer) < pos:
-            h.buffer.extend(b"\0" * (pos - len(h.buffer)))
-        h.buffer[pos : pos + len(data)] = data
+        mount = h.mount
+        assert isinstance(mount, Resource)
+        if end > mount.max_write_bytes:
+            raise OSError(errno.EFBIG, f"File too large (a file written to {mount.path} may have at most "
+                                       f"{mount.max_write_bytes} bytes)")
+        with self._lock:
+            grow = max(0, end - len(h.buffer))
+            held = sum(len(o.buffer) for o in self._handles.values() if o.buffer is not None)
+            if held + grow > MAX_BUFFERED:
+                raise OSError(errno.ENOBUFS, f"No buffer space available (files being written to resources "
+                                             f"may hold at most {MAX_BUFFERED} bytes together; close some)")
+            if len(h.buffer) < pos:
+                h.buffer.extend(bytes(pos - len(h.buffer)))
+            h.buffer[pos:end] = data
         return {}
 
     def _close(self, h: _Handle, args: dict, data: bytes) -> Any:
-        self._handles.pop(args["h"], None)
+        with self._lock:
+            self._handles.pop(args["h"], None)
         if h.fd is not None:
             os.close(h.fd)
         elif h.buffer is not None:
@@ -137,8 +199,9 @@ class FsServer:
 
     def _host_open(self, m: HostDir, rel: str, args: dict) -> Any:
         mode = args.get("mode")
-        path = m.resolve(rel)
-        if stat_.S_ISDIR(os.stat(path).st_mode):
+        if mode not in ("r", "w", "rw"):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        if stat_.S_ISDIR(m.lstat(rel).st_mode):
             if mode != "r":
                 raise OSError(errno.EISDIR, "Is a directory")
             return {"h": None, "whole": True, "stat": _stat(m.stat(rel))}
@@ -146,54 +209,87 @@ class FsServer:
             flags = os.O_RDONLY
         else:
             m.check_writable()
-            flags = (os.O_WRONLY if mode == "w" else os.O_RDWR) | (os.O_TRUNC if args.get("trunc") else 0)
-        fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-        info = m.stat(rel)
-        if mode == "r" and info.size <= WHOLE:
-            try:
-                data = os.pread(fd, WHOLE + 1, 0)
-            finally:
-                os.close(fd)
+            flags = os.O_WRONLY if mode == "w" else os.O_RDWR
+        fd = m.open_file(rel, flags)  # a regular file, or refused without being opened
+        try:
+            st = os.fstat(fd)
+            if mode != "r" and args.get("trunc"):
+                with self._lock:
+                    self._charge(m, -st.st_size)
+                    os.ftruncate(fd, 0)
+                st = os.fstat(fd)
+            data = os.pread(fd, WHOLE + 1, 0) if mode == "r" and st.st_size <= WHOLE else None
+        except BaseException:
+            os.close(fd)
+            raise
+        if data is not None:
+            os.close(fd)
             # Sent whole, and no handle kept: the guest's close costs no call.
-            return Reply({"h": None, "whole": True, "stat": _stat(FileInfo(False, len(data), info.mtime, m.writable))},
-                         data)
+            return Reply({"h": None, "whole": True,
+                          "stat": _stat(FileInfo(False, len(data), st.st_mtime, m.writable))}, data)
+        info = FileInfo(False, st.st_size, st.st_mtime, m.writable)
         return {"h": self._new_handle(_Handle(m, rel, fd=fd)), "whole": False, "stat": _stat(info)}
 
     def _host_create(self, m: HostDir, rel: str, args: dict) -> dict:
         m.check_writable()
-        fd = os.open(m.resolve(rel, must_exist=False), os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o644)
-        os.close(fd)
+        with self._lock:
+            self._count_entry(m, 1)
+            try:
+                m.create(rel)
+            except BaseException:
+                self._count_entry(m, -1)
+                raise
         return _stat(m.stat(rel))
 
     def _host_mkdir(self, m: HostDir, rel: str, args: dict) -> dict:
         m.check_writable()
-        os.mkdir(m.resolve(rel, must_exist=False), 0o755)
+        with self._lock:
+            self._count_entry(m, 1)
+            try:
+                m.mkdir(rel)
+            except BaseException:
+                self._count_entry(m, -1)
+                raise
         return _stat(m.stat(rel))
 
     def _host_unlink(self, m: HostDir, rel: str, args: dict) -> dict:
         m.check_writable()
-        os.unlink(m.resolve(rel, must_exist=False))
+        with self._lock:
+            freed = m.unlink(rel)
+            self._charge(m, -freed)
+            self._count_entry(m, -1)
         return {}
 
     def _host_rmdir(self, m: HostDir, rel: str, args: dict) -> dict:
         m.check_writable()
-        os.rmdir(m.resolve(rel))
+        with self._lock:
+            m.rmdir(rel)
+            self._count_entry(m, -1)
         return {}
 
     def _host_rename(self, m: HostDir, rel: str, args: dict) -> dict:
         m.check_writable()
-        os.rename(m.resolve(rel, must_exist=False), m.resolve(guest_rel(args.get("to")), must_exist=False))
+        to = guest_rel(args.get("to"))
+        with self._lock:
+            self._charge(m, -m.rename(rel, to))
         return {}
 
     def _host_truncate(self, m: HostDir, rel: str, args: dict) -> dict:
         m.check_writable()
-        os.truncate(m.resolve(rel), _int(args, "size"))
+        size = _int(args, "size")
+        fd = m.open_file(rel, os.O_WRONLY)
+        try:
+            with self._lock:
+                # By the new length: truncate(8 GiB) makes a file that large.
+                self._charge(m, size - os.fstat(fd).st_size)
+                os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
         return {}
 
     def _host_utime(self, m: HostDir, rel: str, args: dict) -> dict:
         m.check_writable()
-        t = _int(args, "mtime") / 1000
-        os.utime(m.resolve(rel), (t, t))
+        m.utime(rel, _int(args, "mtime") / 1000)
         return {}
 
     # -- resources ----------------------------------------------------------------
@@ -240,6 +336,8 @@ def _stat(info: FileInfo) -> dict:
 
 def _int(args: dict, key: str) -> int:
     v = args.get(key)
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_OFFSET:
         raise OSError(errno.EINVAL, "Invalid argument")
-    return int(v)
+    return v
