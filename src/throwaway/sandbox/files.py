@@ -14,7 +14,7 @@ from typing import Any
 from ..store import BlobStore
 from ..fs.snapshot import SnapshotReader, SnapshotWriter
 from ..wire.calls import HostCalls
-from .session import Flow, SandboxError, Session
+from .session import Flow, RuntimeLost, SandboxError, Session
 
 INTERNAL_TIMEOUT = 120.0
 
@@ -41,6 +41,11 @@ def _serving(session: Session, calls: HostCalls) -> Iterator[None]:
 def run(session: Session, code: str) -> Flow:
     """Run a host-internal cell; its value, or the guest's error raised here."""
     r = yield from session.exec(code, INTERNAL_TIMEOUT, None, internal=True)
+    if r.restarted and r.limit != "timeout":
+        # The runtime dropped its worker under this cell (and laid out the
+        # files of a new one): the work is to be done again (`Session.redo`).
+        # (Work that ran out of time would only do so again.)
+        raise RuntimeLost(f"the runtime's worker was replaced: {r.error}", replaced=True)
     if r.error is not None:
         cls = _ERRORS.get(r.error.type)
         if cls is not None:
@@ -54,9 +59,10 @@ def prepare(session: Session, folders: list[str], plan: list[dict], cwd: str) ->
     code = f"__import__('_throwaway').prepare({folders!r}, {plan!r}, {cwd!r})"
     r = yield from session.exec(code, INTERNAL_TIMEOUT, None, internal=True)
     if r.restarted:
-        # The runtime died under this cell (a guest that used up the runtime's
-        # memory leaves the next worker none) and was replaced, and the
-        # replacement's boot has prepared it already.
+        # The runtime replaced its worker under this cell (a guest that used
+        # up the runtime's memory leaves the next worker none), and has
+        # prepared the new one already. (A runtime that died raises
+        # RuntimeLost: `Session.boot` starts another.)
         return
     if r.error is not None:
         cls = _ERRORS.get(r.error.type)

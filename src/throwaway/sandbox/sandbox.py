@@ -67,10 +67,18 @@ class _Base:
         self._fs_server = FsServer(self.fs)
         self._last_snapshot: tuple[BlobStore, str] | None = None
         self._output_seen: dict[str, Any] = {}
+        self._layouts = 0  # times the guest's files were laid out (see `restarts`)
 
     @property
     def limits(self) -> Limits:
         return self._limits
+
+    @property
+    def restarts(self) -> int:
+        """How many times the runtime (or its worker) was replaced since the
+        first start. When it grows across a call, the guest's memory was lost
+        during it: its files are those of the last snapshot taken or restored."""
+        return max(0, self._layouts - 1)
 
     def _new_session(self) -> Session:
         runtime = self._runtime or ensure_runtime()
@@ -88,6 +96,7 @@ class _Base:
     def _after_boot(self, session: Session) -> Flow:
         """Mount the host-backed folders, and after a restart bring back the
         files of the last snapshot taken or restored."""
+        self._layouts += 1
         self._fs_server.reset()
         yield from files.prepare(session, self.fs.memory_roots(), self._fs_server.plan(), HOME)
         if self._last_snapshot is not None:
@@ -167,7 +176,8 @@ class Sandbox(_Base):
     def _run(self, make: Callable[[Session], Flow]) -> Any:
         self.start()
         with self._lock:
-            return self._drive(make(self._session))
+            session = self._session
+            return self._drive(session.redo(lambda: make(session)))
 
     def read_file(self, path: str) -> bytes:
         """The contents of a file in the guest's tree."""
@@ -274,7 +284,8 @@ class AsyncSandbox(_Base):
     async def _run(self, make: Callable[[Session], Flow]) -> Any:
         await self.start()
         async with self._lock:
-            return await self._drive(make(self._session))
+            session = self._session
+            return await self._drive(session.redo(lambda: make(session)))
 
     async def read_file(self, path: str) -> bytes:
         """See `Sandbox.read_file`."""

@@ -27,10 +27,26 @@ from .runtime import GUEST_FILE, JS_DIR, Runtime, deno_command, deno_env, proces
 OutputCallback = Callable[[str, str], None]
 BOOT_TIMEOUT = 180.0  # a first boot also makes the memory snapshot
 BACKSTOP = 15.0  # past deadline + grace, the host stops waiting for the runtime
+BOOT_TRIES = 3  # runtimes started in a row (each dying on the way) before the sandbox gives up
+REDO_TRIES = 3  # times the host's own work is tried, each on a new runtime, before it gives up
 
 
 class SandboxError(RuntimeError):
     """The sandbox itself failed (not the guest code); the message says why."""
+
+
+class RuntimeLost(RuntimeDied):
+    """The runtime died (or dropped its worker) under the host's own work.
+
+    Raised by host-internal cells instead of handling it themselves: whoever
+    runs the work (`Session.boot`, `Session.redo`) starts a new runtime and
+    does the work again. `replaced`: a new runtime (or worker) is already
+    up, with its files laid out again.
+    """
+
+    def __init__(self, reason: str, replaced: bool = False) -> None:
+        super().__init__(reason)
+        self.replaced = replaced
 
 
 @dataclass
@@ -82,7 +98,40 @@ class Session:
         self.fs_server: Any = None  # the FsServer, for the write quota
 
     def boot(self) -> Flow:
-        """Start the runtime process and wait until Pyodide is ready."""
+        """Start a runtime process, wait until Pyodide is ready and run the
+        `after_boot` hooks (mounts, the last snapshot's files).
+
+        A runtime that dies on the way (killed, crashed, its pipes closed) is
+        replaced, up to BOOT_TRIES runtimes in a row; then SandboxError says
+        that no runtime could be started, and why the last one failed.
+        """
+        reason = ""
+        for _ in range(BOOT_TRIES):
+            try:
+                return (yield from self._boot_once())
+            except RuntimeDied as died:  # a RuntimeLost from a hook's cell too
+                reason = str(died) or type(died).__name__
+        raise SandboxError(f"could not start the sandbox runtime after {BOOT_TRIES} tries: {reason}")
+
+    def redo(self, make: Callable[[], Flow]) -> Flow:
+        """Run the flow `make()`; when the runtime dies under it (`RuntimeLost`),
+        start a new one (restored to the last snapshot by the hooks) and run
+        the flow again from the start, up to REDO_TRIES times.
+
+        For the host's own work (file transfers, snapshots, walks), which is
+        safe to redo; a guest cell handles a dead runtime itself (see `exec`).
+        """
+        reason = ""
+        for attempt in range(REDO_TRIES):
+            try:
+                return (yield from make())
+            except RuntimeLost as lost:
+                reason = str(lost)
+                if attempt + 1 < REDO_TRIES and not lost.replaced:
+                    yield from self.boot()
+        raise SandboxError(f"the sandbox runtime died {REDO_TRIES} times in a row under the host's work: {reason}")
+
+    def _boot_once(self) -> Flow:
         snap = self.runtime.snapshot_path(self.preload)
         snap.parent.mkdir(parents=True, exist_ok=True)
         self.runtime.packages_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +143,10 @@ class Session:
             "read": [str(p) for p in self._readable()] + [str(snap)],
         }
         cmd = deno_command(self.runtime, memory_mb=self.limits.memory_mb, config=config, readable=self.readable)
-        yield Spawn(cmd, deno_env(self.runtime), process_limits(self.limits.memory_mb))
+        try:
+            yield Spawn(cmd, deno_env(self.runtime), process_limits(self.limits.memory_mb))
+        except OSError as e:  # e.g. out of processes or memory for now
+            raise RuntimeDied(f"could not start {cmd[0]}: {e}") from None
         self.key = None
         deadline = time.monotonic() + BOOT_TIMEOUT
         while True:
@@ -160,8 +212,20 @@ class Session:
             "grace": self.limits.grace, "outputLimit": self.limits.output_bytes,
         }
         backstop = started + timeout + self.limits.grace + BACKSTOP
+        fresh = False  # the cell runs on a runtime started for it
         try:
-            yield Send(frames.encode(header))
+            try:
+                yield Send(frames.encode(header))
+            except RuntimeDied:
+                if internal:
+                    raise
+                # The runtime died between cells, so this cell never reached
+                # it: run it on a new one (globals are gone: say so).
+                yield from self._replace()
+                fresh = True
+                self.seq += 1
+                cell = header["id"] = self.seq
+                yield Send(frames.encode(header))
             while True:
                 msg = yield from self._recv(backstop)
                 if msg is None:
@@ -183,12 +247,17 @@ class Session:
                         # The runtime replaced its worker: lay out its files again.
                         for hook in self.after_boot:
                             yield from hook()
+                    result.restarted = result.restarted or fresh
                     return result
                 elif msg.type == "warn":
                     self.warnings.append(msg.get("message", str, ""))
                 elif msg.type == "fatal":
                     raise RuntimeDied(msg.get("message", str, "the runtime failed"))
         except RuntimeDied as died:
+            if internal:
+                # The host's own work: whoever runs it starts a new runtime
+                # and does it again (see `redo` and `boot`).
+                raise died if isinstance(died, RuntimeLost) else RuntimeLost(str(died)) from None
             yield from self._replace()
             limit = "memory" if "memory" in str(died).lower() else "crash"
             return out.result(started, limit=limit, restarted=True,
@@ -196,6 +265,8 @@ class Session:
         except frames.ProtocolError as bad:
             # A forged or broken frame (guest code writing to the runtime's
             # stdout): nothing more from this runtime can be trusted.
+            if internal:
+                raise RuntimeLost(f"the runtime sent a bad frame: {bad}") from None
             yield from self._replace()
             return out.result(started, limit="crash", restarted=True,
                               error=GuestError("SandboxCrashed", f"the runtime was replaced: {bad}"))
