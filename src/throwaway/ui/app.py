@@ -36,6 +36,7 @@ from .security import FILE_POLICY, Guard, new_token, same
 
 STATIC = Path(__file__).parent / "static"
 LIVE = ("running", "queued")
+RESUMABLE = ("interrupted", "cancelled", "failed")
 STATUSES = ["done", "running", "queued", "interrupted", "failed", "cancelled", "max_steps"]
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 POLL_SECONDS = 0.5
@@ -105,7 +106,8 @@ class UI:
             csrf=self.csrf, task=task, step=step, written=self.written, can_fork=task.status not in LIVE)
 
     def live(self, task: TaskInfo) -> bool:
-        return task.status in LIVE or self.actions.active(task.task_id)
+        """Whether the task's page should follow it: it runs, or this server is bringing it back."""
+        return task.status in LIVE or (task.status in RESUMABLE and self.actions.active(task.task_id))
 
 
 def _duration(task: TaskInfo) -> float | None:
@@ -149,8 +151,7 @@ def task_page(request: Request) -> Response:
     line = timeline.build(checkpoints(task.task_id))
     return ui.page("task.html", task=task, line=line, steps=[ui.step_html(task, s) for s in line.steps],
                    gallery=ui.gallery(task.task_id, line), actions=ui.actions.for_task(task.task_id),
-                   live=ui.live(task), duration=_duration(task), resumable=task.status in (
-                       "interrupted", "cancelled", "failed"), cancellable=task.status in LIVE)
+                   live=ui.live(task), duration=_duration(task), resumable=task.status in RESUMABLE, cancellable=task.status in LIVE)
 
 
 async def task_events(request: Request) -> Response:
