@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import sandbox, tasks
+from . import sandbox, tasks, ui
 
 
 @click.group()
@@ -13,7 +13,7 @@ def main() -> None:
     """Agents that solve problems by writing throwaway Python in a sandbox."""
 
 
-for _command in [*sandbox.COMMANDS, *tasks.COMMANDS]:
+for _command in [*sandbox.COMMANDS, *tasks.COMMANDS, *ui.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
