@@ -26,6 +26,7 @@ from throwaway.sandbox import AsyncSandbox, Sandbox
 from throwaway.sandbox.process import AsyncProcess, Process
 from throwaway.sandbox.session import BOOT_TRIES, SandboxError
 from throwaway.store import BlobStore
+from throwaway.testing import ScriptedModel, tool_call
 
 
 def kill(pid: int) -> None:
@@ -306,3 +307,140 @@ def test_async_killed_during_snapshot_and_collect_output(doom, tmp_path):
             return [p.name for p in await sb.collect_output(tmp_path / "out")]
 
     assert asyncio.run(main()) == ["a.txt"]
+
+
+# --- scripted agent tasks, the runtime killed at random moments --------------------------------------
+
+CELLS = 5
+
+
+def cell(n: int) -> str:
+    """Cell n writes /output/f{n}.txt from f{n-1}.txt (so each needs the files of the one before)."""
+    before = f"open('/output/f{n - 1}.txt').read() + " if n > 1 else ""
+    return (f"import time\ntime.sleep(0.2)\ntext = {before}'{n}'\n"
+            f"open('/output/f{n}.txt', 'w').write(text)\ntext")
+
+
+def expected(n: int) -> str:
+    return "".join(str(i) for i in range(1, n + 1))
+
+
+FAILED_CELLS: list[str] = []  # what the model was told about each cell that had to be asked again
+
+
+def redo_until_done(messages, info):
+    """Run cell 1..CELLS in turn; a cell whose result is not a success (the runtime
+    died under it, or after it, taking its files along) is asked again."""
+    done, failed = 0, []
+    for message in messages:
+        for part in getattr(message, "parts", []):
+            content = getattr(part, "content", None)
+            if getattr(part, "part_kind", "") == "tool-return" and isinstance(content, dict):
+                if content.get("success"):
+                    done += 1
+                else:
+                    failed.append(content.get("error", {}).get("message", str(content))[:60])
+    if done < CELLS:
+        return tool_call("execute_python", code=cell(done + 1))
+    FAILED_CELLS.extend(failed)
+    return "All files are in /output."
+
+
+class Killer:
+    """A thread that SIGKILLs the live runtime of the newest sandbox at random
+    moments (seeded), until `total` kills.
+
+    The sandbox absorbs up to two deaths in a row under one piece of work
+    (BOOT_TRIES and REDO_TRIES are 3), so the killer kills at most twice
+    between two cells that came back (`sandboxes.cells`): past that, giving
+    up is the sandbox's documented answer (see the unit tests above).
+    """
+
+    def __init__(self, sandboxes: Sandboxes, rng: random.Random, total: int, delays: tuple[float, float]) -> None:
+        self.sandboxes, self.rng, self.total, self.delays = sandboxes, rng, total, delays
+        self.kills = 0
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        streak: list[int] = []  # `sandboxes.cells` at each kill since a cell came back
+        while self.kills < self.total and not self.halt.wait(self.rng.uniform(*self.delays)):
+            if len(streak) >= BOOT_TRIES - 1 and self.sandboxes.cells == streak[0]:
+                continue
+            proc = self.sandboxes[-1]._proc if self.sandboxes else None
+            if proc is not None and proc.proc.poll() is None:
+                proc.proc.send_signal(signal.SIGKILL)  # Popen's: never a reaped (reusable) pid
+                self.kills += 1
+                streak = [c for c in streak if c == self.sandboxes.cells] + [self.sandboxes.cells]
+
+    def __enter__(self) -> Killer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.halt.set()
+        self.thread.join()
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    from throwaway.durable import backend
+
+    # Scripted models only: a real provider call from here is a bug.
+    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
+    rt = backend.launch(tmp_path / "data")
+    yield rt
+    backend.shutdown()
+
+
+class Sandboxes(list):
+    """Sandboxes, and how many cells came back from them (`cells`)."""
+
+    cells = 0
+
+
+@pytest.fixture
+def sandboxes(monkeypatch):
+    """Every sandbox a task makes, newest last."""
+    from throwaway.agent.task import Task
+
+    made = Sandboxes()
+    make = Task.sandbox
+
+    def sandbox(self):
+        sb = make(self)
+        run = sb.exec
+
+        def exec(*args, **kwargs):
+            result = run(*args, **kwargs)
+            made.cells += 1
+            return result
+
+        sb.exec = exec
+        made.append(sb)
+        return sb
+
+    monkeypatch.setattr(Task, "sandbox", sandbox)
+    return made
+
+
+@pytest.mark.slow
+def test_runtime_killed_at_random_moments_every_task_still_ends_done(data, sandboxes, tmp_path):
+    from throwaway import Agent
+
+    agent = Agent("runtime-deaths", model=ScriptedModel(redo_until_done), max_steps=60)
+    # A first boot also makes the runtime's memory snapshot, which takes
+    # longer than the gaps between kills: make it before the killing starts.
+    Sandbox().start().close()
+    results = []
+    with Killer(sandboxes, random.Random(1234), total=15, delays=(0.3, 2.5)) as killer:
+        for i in range(4):
+            results.append(agent.run("write the files", output_dir=tmp_path / f"out{i}"))
+    assert killer.kills >= 10, f"only {killer.kills} kills: the tasks ended too soon to test anything"
+    for i, result in enumerate(results):
+        assert result.status == "done", result
+        out = tmp_path / f"out{i}"
+        assert sorted(p.name for p in out.iterdir()) == [f"f{n}.txt" for n in range(1, CELLS + 1)]
+        for n in range(1, CELLS + 1):
+            assert (out / f"f{n}.txt").read_text() == expected(n)
+    print(f"{killer.kills} kills; steps per task {[r.steps for r in results]}; cells asked again: {FAILED_CELLS}")

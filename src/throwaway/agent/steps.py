@@ -13,7 +13,7 @@ from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRe
 from pydantic_ai.models import Model, ModelRequestParameters
 
 from .task import Task
-from .tools import TOOL_DEFINITIONS, ToolContext, run_tool
+from .tools import TOOL_DEFINITIONS, ToolContext, ToolResult, run_tool
 from .workspace import Workspace
 
 PARAMETERS = ModelRequestParameters(function_tools=TOOL_DEFINITIONS, allow_text_output=True)
@@ -52,7 +52,10 @@ def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any],
     )
     result = run_tool(call["tool"], call["args"], context)
     if result.changed_files:
+        restarts = workspace.restarts
         snapshot = workspace.snapshot() or snapshot
+        if workspace.restarts != restarts:
+            result = _files_lost(result)
     return {
         "step": step,
         "tool": call["tool"],
@@ -64,6 +67,22 @@ def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any],
         "snapshot": snapshot,
         "restored": restored,
     }
+
+
+FILES_LOST = ("The sandbox's runtime died after the cell ran, while its files were being saved, and was replaced: "
+              "files are as of the last checkpoint, so this cell's changes to them are lost, and variables are "
+              "gone. Run the cell again if you need what it wrote.")
+
+
+def _files_lost(result: ToolResult) -> ToolResult:
+    """The cell's result, telling the model that what it wrote is gone (the runtime died before the snapshot)."""
+    content = dict(result.content) if isinstance(result.content, dict) else {"output": result.content}
+    content["success"] = False
+    content.pop("files_written", None)
+    if "error" not in content:
+        content["error"] = {"type": "SandboxCrashed", "message": FILES_LOST, "traceback": ""}
+    content["note"] = " ".join(filter(None, [content.get("note"), FILES_LOST]))
+    return ToolResult(content, ok=False, changed_files=True, files=[])
 
 
 def collect_output(workspace: Workspace, snapshot: str | None, output_dir: str) -> dict[str, Any]:

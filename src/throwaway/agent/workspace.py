@@ -49,6 +49,11 @@ class Workspace:
         self._sandbox = sandbox
         return sandbox, restored
 
+    @property
+    def restarts(self) -> int:
+        """How many times the sandbox's runtime was replaced (see `Sandbox.restarts`)."""
+        return self._sandbox.restarts if self._sandbox is not None else 0
+
     def snapshot(self) -> str | None:
         """Store the sandbox's writable files in the blob store; the snapshot's hash (None: no store)."""
         assert self._sandbox is not None, "snapshot() before the sandbox started"

@@ -10,7 +10,8 @@ import dataclasses
 import os
 import posixpath
 import threading
-from collections.abc import Callable, Coroutine
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from ..store import BlobStore
 from ..fs.filesystem import HOME, OUTPUT, FileSystem
 from ..fs.server import FsServer
 from . import files
-from ..wire.calls import HostCalls, is_pending
+from ..wire.calls import HostCalls
+from .handlers import HandlerLoop, call_async, call_blocking
 from .limits import Limits
 from .packages import PackageGateway
 from .packages.calls import package_calls
@@ -155,6 +157,9 @@ class Sandbox(_Base):
         super().__init__(**kwargs)
         self._proc: Process | None = None
         self._lock = threading.Lock()
+        # This sandbox's own loop for async handlers: one stuck there holds no other sandbox's calls.
+        self._handler_loop = HandlerLoop()
+        weakref.finalize(self, self._handler_loop.close)
 
     def start(self) -> Sandbox:
         """Boot the runtime now (otherwise the first `exec` does)."""
@@ -213,6 +218,7 @@ class Sandbox(_Base):
                 self._proc.kill()
                 self._proc = None
             self._session = None
+            self._handler_loop.close()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -244,9 +250,7 @@ class Sandbox(_Base):
                 elif isinstance(op, Send):
                     self._proc.send(op.frame)
                 elif isinstance(op, Call):
-                    value = op.calls.start(op.name, op.args, op.data)
-                    if is_pending(value):
-                        value = _background_loop().run(value)
+                    value = call_blocking(op, self._handler_loop)
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         self._proc.kill()
@@ -342,9 +346,7 @@ class AsyncSandbox(_Base):
                 elif isinstance(op, Send):
                     await self._proc.send(op.frame)
                 elif isinstance(op, Call):
-                    value = op.calls.start(op.name, op.args, op.data)
-                    if is_pending(value):
-                        value = await value
+                    value = await call_async(op)
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         await self._proc.kill()
@@ -360,27 +362,3 @@ def _advance(flow: Flow, value: Any, error: BaseException | None) -> tuple[bool,
         return False, (flow.throw(error) if error is not None else flow.send(value))
     except StopIteration as stop:
         return True, stop.value
-
-
-class _LoopThread:
-    """One event loop in a daemon thread, where the blocking `Sandbox` runs
-    async host functions (a fresh loop per call would cost far more)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="throwaway-host-loop", daemon=True).start()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-
-_loop: _LoopThread | None = None
-_loop_lock = threading.Lock()
-
-
-def _background_loop() -> _LoopThread:
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            _loop = _LoopThread()
-        return _loop

@@ -9,6 +9,7 @@ handling exist in one place only, as in a sans-IO library.
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import tempfile
 import time
@@ -68,12 +69,21 @@ class Recv:
 
 @dataclass
 class Call:
-    """Run a host handler; the driver sends back a `Reply`-able result or raises."""
+    """Run a host handler; the driver sends back a `Reply`-able result or raises.
+
+    At `deadline` (the cell's, by `time.monotonic()`) the driver gives the
+    handler up and raises `CallTimedOut` (see `handlers`)."""
 
     calls: HostCalls
     name: str
     args: str
     data: bytes
+    deadline: float | None = None
+
+
+class CallTimedOut(Exception):
+    """A host handler was still running at the cell's deadline: it was
+    abandoned (a thread) or cancelled (a coroutine)."""
 
 
 Flow = Generator[Any, Any, Any]
@@ -96,6 +106,7 @@ class Session:
         self.warnings: list[str] = []
         self.after_boot: list[Callable[[], Flow]] = []  # e.g. mount the file system again
         self.fs_server: Any = None  # the FsServer, for the write quota
+        self.call_cut = False  # a host call of this cell ran into its deadline
 
     def boot(self) -> Flow:
         """Start a runtime process, wait until Pyodide is ready and run the
@@ -207,6 +218,7 @@ class Session:
         out = _Output(on_output)
         if self.fs_server is not None:
             self.fs_server.quota_hit = False
+        self.call_cut = False
         header = {
             "t": "exec", "id": cell, "cell": None if internal else self.cell, "code": code, "timeout": timeout,
             "grace": self.limits.grace, "outputLimit": self.limits.output_bytes,
@@ -236,7 +248,7 @@ class Session:
                 if msg.type == "out" and msg.header.get("id") == cell:
                     out.add(msg.get("s", str), msg.payload)
                 elif msg.type == "call":
-                    yield from self._serve_call(msg)
+                    yield from self._serve_call(msg, started + timeout)
                 elif msg.type == "result" and msg.header.get("id") == cell:
                     result = self._result(msg, out, started, timeout)
                     if msg.get("exit", bool, False):
@@ -271,11 +283,20 @@ class Session:
             return out.result(started, limit="crash", restarted=True,
                               error=GuestError("SandboxCrashed", f"the runtime was replaced: {bad}"))
 
-    def _serve_call(self, msg: frames.Message) -> Flow:
+    def _serve_call(self, msg: frames.Message, deadline: float | None = None) -> Flow:
         call_id = msg.get("id", int)
+        name = msg.get("name", str, "")
         try:
-            result = yield Call(self.calls, msg.get("name", str, ""), msg.get("args", str, ""), msg.payload)
+            result = yield Call(self.calls, name, msg.get("args", str, ""), msg.payload, deadline)
             header, data = encode_reply(call_id, result)
+        except CallTimedOut:
+            # The guest gets a TimeoutError; the runtime's own deadline
+            # (interrupt, then the worker replaced) takes it from there.
+            self.call_cut = True
+            cut = TimeoutError(errno.ETIMEDOUT, f"the host function {name!r} was still running at the cell's "
+                                                "deadline and was abandoned")
+            header, data = encode_reply(call_id, error=cut)
+            header["cut"] = True  # the runtime holds its interrupt until the guest has this error
         except Exception as e:
             header, data = encode_reply(call_id, error=e)
         try:
@@ -294,6 +315,8 @@ class Session:
         killed = msg.get("killed", str)
         if killed == "crash":
             limit = "crash"
+        if self.call_cut and limit is None:
+            limit = "timeout"  # even if the guest caught the call's TimeoutError
         if error is not None and error.type == "MemoryError":
             limit = "memory"
         if restarted and error is None:

@@ -5,13 +5,14 @@ answered; on the host, a handler is a plain or async function
 `handler(args, data)`. Its JSON-able return value goes back as the value;
 bytes go back as raw payload (no base64); `Reply(value, data)` sends both. An
 exception crosses as an exception of the same builtin type (with its errno
-for OSErrors); the host's traceback stays on the host.
+for OSErrors); the host's traceback stays on the host. A handler still
+running at the cell's deadline is abandoned (plain) or cancelled (async), and
+the guest gets a TimeoutError.
 """
 
 from __future__ import annotations
 
 import errno
-import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -66,9 +67,10 @@ class HostCalls:
     def items(self) -> list[tuple[str, Handler]]:
         return list(self._handlers.items())
 
-    def start(self, name: str, args_json: str, data: bytes) -> Any:
-        """Run the handler up to its first await: returns its result, or a
-        coroutine for the driver to finish. Errors come back as a reply."""
+    def resolve(self, name: str, args_json: str) -> tuple[Handler, Any]:
+        """The handler of `name` and the call's decoded arguments, for the
+        driver to run (see `throwaway.sandbox.handlers`); a LookupError or
+        ValueError goes back to the guest as the call's error."""
         fn = self._handlers.get(name)
         if fn is None:
             raise LookupError(f"no host function named {name!r}")
@@ -76,11 +78,7 @@ class HostCalls:
             args = json.loads(args_json) if args_json else None
         except ValueError:
             raise ValueError("host call arguments are not valid JSON") from None
-        return fn(args, data)
-
-
-def is_pending(result: Any) -> bool:
-    return inspect.isawaitable(result)
+        return fn, args
 
 
 def encode_reply(call_id: int, result: Any = None, error: BaseException | None = None) -> tuple[dict, bytes]:

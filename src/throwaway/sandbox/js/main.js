@@ -265,6 +265,19 @@ function onReply(header, payload) {
   if (!pendingCall || header.id !== pendingCall.id) return; // stale: the worker was replaced
   pendingCall = null;
   answer({ ok: header.ok === true, value: header.value, error: header.error }, payload);
+  if (header.cut === true && current) {
+    // The host cut this call at the cell's deadline (its clock starts a
+    // moment before ours) and answered it with a TimeoutError: the guest sees
+    // that error first; one that goes on anyway is interrupted halfway
+    // through the grace period, and killed at its end as usual.
+    clearTimeout(current.softTimer);
+    if (!current.reason) {
+      current.reason = "timeout";
+      current.hardTimer = setTimeout(() => kill("timeout"), current.grace * 1000);
+    }
+    clearTimeout(current.lateTimer);
+    current.lateTimer = setTimeout(() => Atomics.store(interrupt, 0, 2), current.grace * 500);
+  }
 }
 
 // Put a reply into the mailbox and wake the parked worker.
@@ -300,6 +313,7 @@ function finish(fields) {
   current = null;
   clearTimeout(c.softTimer);
   clearTimeout(c.hardTimer);
+  clearTimeout(c.lateTimer);
   send({ t: "result", id: c.id, limit: c.reason ?? null, ...fields });
 }
 
@@ -308,7 +322,9 @@ function finish(fields) {
 function stop(reason) {
   if (!current || current.reason) return;
   current.reason = reason;
-  Atomics.store(interrupt, 0, 2);
+  // A worker parked in a host call at its deadline: the host cuts that call
+  // at the same deadline, and the interrupt waits for its answer (onReply).
+  if (reason !== "timeout" || !pendingCall) Atomics.store(interrupt, 0, 2);
   current.hardTimer = setTimeout(() => kill(reason), current.grace * 1000);
 }
 
