@@ -253,6 +253,7 @@ def test_anthropic_drives_the_loop(tmp_path):
     assert result.status == "done" and result.steps == 2
     assert result.answer.startswith("Your public IP address is 255.255.255.255")
     first, second = (json.loads(r.body) for r in _distinct(SENT))
+    assert first["max_tokens"] == second["max_tokens"] == 4096  # every model call is bounded
     assert first["system"][0]["text"].startswith("You solve the user's task by writing throwaway Python.")
     system = first["system"][0]["text"]
     assert "- /network (" in system and "current-ip: this machine's public IP" in system

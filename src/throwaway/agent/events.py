@@ -7,11 +7,14 @@ only: the durable record is the checkpoints, which `throwaway show` reads.
 Event types and their keys:
 
 - ``task``: task_id, prompt, model, resumed (bool)
-- ``model``: step, stop_reason, text, tool_calls ([{tool, args, call_id}]), replayed
+- ``thinking``: step (the model is being asked; its ``model`` event follows)
+- ``model``: step, stop_reason, text, tool_calls ([{tool, args, call_id}]), replayed, usage
+  ({input_tokens, output_tokens}), seconds, text_calls (what was parsed from its text, or None)
+- ``correction``: step, problem, message (the reply was no answer; the model is asked again)
 - ``output``: step, stream, text (live output of a running cell, e.g. package loading)
 - ``tool``: step, tool, args, call_id, ok, content, replayed, restored
 - ``checkpoint``: step, task_id, snapshot, database
-- ``done``: task_id, status, answer, steps, artifacts, output_dir
+- ``done``: task_id, status (done, max_steps, failed), answer, steps, artifacts, output_dir, reason
 """
 
 from __future__ import annotations

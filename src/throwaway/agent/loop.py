@@ -15,7 +15,9 @@ from typing import Any, Protocol
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 
 from . import steps as bodies
+from . import textcalls
 from .task import Task
+from .tools import TOOL_NAMES
 from .workspace import Workspace
 
 
@@ -43,21 +45,35 @@ def run_loop(task: Task, steps: Steps) -> dict[str, Any]:
         ModelRequest(parts=[UserPromptPart(task.prompt)], instructions=prepared["system_prompt"])
     ]
     snapshot: str | None = None
-    answer, status, step = "", "max_steps", 0
+    answer, status, reason, step = "", "max_steps", "", 0
+    corrections = 0  # corrective messages sent since the last tool call
     for step in range(1, task.max_steps + 1):
         # Ask the model.
+        task.emit({"type": "thinking", "step": step})
         turn = steps.model(step, messages)
         response = bodies.load_response(turn["response"])
         messages.append(response)
         calls = bodies.tool_calls(response)
         text = bodies.response_text(response)
         task.emit({"type": "model", "step": step, "stop_reason": turn["stop_reason"], "text": text,
-                   "tool_calls": calls, "replayed": turn["replayed"]})
+                   "tool_calls": calls, "replayed": turn["replayed"], "usage": turn.get("usage"),
+                   "seconds": turn.get("seconds"), "text_calls": turn.get("text_calls")})
         if text:
             answer = text  # the final answer, or the latest words if the steps run out
         if not calls:
-            status = "done"
-            break
+            # No false "done": a reply that is no answer gets a corrective message, a few times.
+            problem = unusable_reply(text, turn["stop_reason"])
+            if problem is None:
+                status = "done"
+                break
+            if corrections >= MAX_CORRECTIONS:
+                status, reason = "failed", f"{problem} ({corrections + 1} times in a row)"
+                break
+            corrections += 1
+            messages.append(ModelRequest(parts=[UserPromptPart(CORRECTION)]))
+            task.emit({"type": "correction", "step": step, "problem": problem, "message": CORRECTION})
+            continue
+        corrections = 0
         # Run the tools it called, and feed the results back.
         returns = []
         for call in calls:
@@ -81,8 +97,26 @@ def run_loop(task: Task, steps: Steps) -> dict[str, Any]:
         "output_dir": task.output_dir,
         "snapshot": snapshot,
     }
+    if reason:
+        result["reason"] = reason
     task.emit({"type": "done", **result})
     return result
+
+
+MAX_CORRECTIONS = 2
+CORRECTION = ("Your last reply was not a usable answer and no tool was run. Call the tool (execute_python, "
+              "describe or help) through the tool-calling interface, or answer in plain words.")
+
+
+def unusable_reply(text: str, stop_reason: str) -> str | None:
+    """Why a reply without tool calls cannot be the task's answer, or None if it can."""
+    if stop_reason == "max_tokens":
+        return "the reply was cut off at the token limit (max_tokens)"
+    if not text:
+        return "the model gave an empty reply"
+    if textcalls.looks_like_call(text, TOOL_NAMES):
+        return "the reply looks like a tool call written as text that could not be read"
+    return None
 
 
 class LocalSteps:
@@ -102,7 +136,9 @@ class LocalSteps:
         return {"system_prompt": self.task.system_prompt(), "replayed": False}
 
     def model(self, step: int, messages: list[ModelMessage]) -> dict[str, Any]:
-        return {"step": step, **bodies.call_model(self.task.model, messages), "replayed": False}
+        turn = bodies.call_model(self.task.model, messages, self.task.model_settings(),
+                                 text_tool_calls=self.task.text_tool_calls, step=step)
+        return {"step": step, **turn, "replayed": False}
 
     def tool(self, step: int, call: dict[str, Any], snapshot: str | None) -> dict[str, Any]:
         return {**bodies.call_tool(self.task, self.workspace, step, call, snapshot), "replayed": False}

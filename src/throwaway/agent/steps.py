@@ -7,27 +7,66 @@ checkpoint what it returns as it is and replay it later.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
 
+from . import textcalls
 from .task import Task
-from .tools import TOOL_DEFINITIONS, ToolContext, ToolResult, run_tool
+from .tools import TOOL_DEFINITIONS, TOOL_NAMES, ToolContext, ToolResult, run_tool
 from .workspace import Workspace
 
 PARAMETERS = ModelRequestParameters(function_tools=TOOL_DEFINITIONS, allow_text_output=True)
 
 
-def call_model(model: Model, messages: list[ModelMessage]) -> dict[str, Any]:
-    """Ask `model` for the next turn, offering the tools: its response as plain JSON, and why it stopped."""
-    from pydantic_ai.direct import model_request_sync
+def call_model(
+    model: Model,
+    messages: list[ModelMessage],
+    settings: ModelSettings | None = None,
+    *,
+    text_tool_calls: bool = False,
+    step: int = 0,
+) -> dict[str, Any]:
+    """Ask `model` for the next turn, offering the tools: its response as plain JSON, and why it stopped.
 
-    response = model_request_sync(model, messages, model_request_parameters=PARAMETERS)
-    return {
+    `settings` bound the call (``max_tokens``, ``request_timeout``). With
+    `text_tool_calls`, tool calls the model wrote as text become real ones
+    here, in the step, so the checkpoint holds them and a resumed task replays
+    the same calls; ``text_calls`` then records what was parsed (see
+    `textcalls.convert_response`). ``usage`` and ``seconds`` say what the
+    call cost.
+    """
+    from pydantic_ai.direct import model_request_sync
+    from pydantic_ai.exceptions import ModelRequestTimeout
+
+    started = time.monotonic()
+    try:
+        response = model_request_sync(model, messages, model_settings=settings, model_request_parameters=PARAMETERS)
+    except ModelRequestTimeout as e:
+        raise ModelTookTooLong(
+            f"the model gave no complete reply within {e.timeout:g} s (a runaway reply, or a slow server); "
+            "resume the task to ask again, or allow more time (--model-timeout, Agent(model_timeout=...))"
+        ) from e
+    seconds = round(time.monotonic() - started, 3)
+    text_calls = None
+    if text_tool_calls:
+        response, text_calls = textcalls.convert_response(response, TOOL_NAMES, step)
+    out = {
         "stop_reason": stop_reason(response),
         "response": ModelMessagesTypeAdapter.dump_python([response], mode="json")[0],
+        "usage": {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens},
+        "seconds": seconds,
     }
+    if text_calls:
+        out["text_calls"] = text_calls
+    return out
+
+
+class ModelTookTooLong(RuntimeError):
+    """A model call ran past its timeout; the step fails and the task can be resumed."""
 
 
 def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any], snapshot: str | None) -> dict[str, Any]:
@@ -49,6 +88,7 @@ def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any],
         library=task.library,
         on_output=on_output,
         cell_timeout=task.cell_timeout,
+        model_settings=task.model_settings(),
     )
     result = run_tool(call["tool"], call["args"], context)
     if result.changed_files:

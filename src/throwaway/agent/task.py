@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 
 from . import events
 from .library import Library
@@ -37,6 +38,22 @@ class Task:
     output_dir: str
     model_label: str = ""
     instructions: str | None = None
+    text_tool_calls: bool = False  # read tool calls the model writes as text (see `textcalls`)
+    max_tokens: int | None = None  # the most tokens one model reply may have
+    model_timeout: float | None = None  # seconds one model call may take
+
+    def model_settings(self) -> ModelSettings:
+        """The bounds sent with every model call of this task."""
+        settings = ModelSettings()
+        if self.max_tokens:
+            settings["max_tokens"] = self.max_tokens
+        if self.model_timeout:
+            # request_timeout: pydantic-ai's deadline for the whole call, which fails
+            # the step with a clear error; timeout: the HTTP client's per attempt,
+            # a little longer, so the first deadline to pass is the clear one.
+            settings["request_timeout"] = self.model_timeout
+            settings["timeout"] = self.model_timeout + 5
+        return settings
 
     def system_prompt(self) -> str:
         """The system prompt, from what this task really has (mounts, docs, skills, limits)."""
@@ -60,11 +77,12 @@ class TaskResult:
     """How a task ended: its answer and the files it left in the output folder."""
 
     task_id: str
-    status: str  # "done", or "max_steps" when it ran out of steps
+    status: str  # "done"; "max_steps" when it ran out of steps; "failed" when the model gave no usable reply
     answer: str
     steps: int
     artifacts: list[Path] = field(default_factory=list)
     output_dir: Path | None = None
+    reason: str = ""  # why a task that is not "done" ended
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskResult:
@@ -75,4 +93,5 @@ class TaskResult:
             steps=data.get("steps", 0),
             artifacts=[Path(p) for p in data.get("artifacts", [])],
             output_dir=Path(data["output_dir"]) if data.get("output_dir") else None,
+            reason=data.get("reason", ""),
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_ai.messages import BinaryContent, ModelRequest, TextPart, UserPromptPart
 from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from .library import Library
@@ -92,6 +93,7 @@ class ToolContext:
     on_output: Callable[[str, str], None] | None = None
     cell_timeout: float | None = None
 
+    model_settings: ModelSettings | None = None  # bounds for `describe`'s model call
 
 @dataclass
 class ToolResult:
@@ -153,12 +155,16 @@ def describe(ctx: ToolContext, path: str, question: str) -> ToolResult:
                           f"{MAX_DESCRIBE_BYTES} bytes. Make a smaller version first.", ok=False)
     media_type = media_type_of(path, data)
     if media_type is None:
-        return ToolResult(f"Error: describe takes images (PNG, JPEG, GIF, WebP) and PDFs; {path} is neither. "
-                          "Read text files with execute_python, or render this file to PNG first.", ok=False)
-    return ToolResult(describe_file(ctx.model, question, data, media_type))
+        return ToolResult(
+            f"Error: describe looks at images (PNG, JPEG, GIF, WebP) and PDFs; {path} is neither. "
+            f"To read it, call execute_python with print(open({path!r}).read()[:2000]) "
+            f"(or open({path!r}, 'rb') for binary data); to check a chart, save it as PNG and describe that.",
+            ok=False)
+    return ToolResult(describe_file(ctx.model, question, data, media_type, ctx.model_settings))
 
 
-def describe_file(model: Model, question: str, data: bytes, media_type: str) -> str:
+def describe_file(model: Model, question: str, data: bytes, media_type: str,
+                  settings: ModelSettings | None = None) -> str:
     """Show `model` a file (as an image or document part) with `question`; return its answer."""
     from pydantic_ai.direct import model_request_sync
 
@@ -166,7 +172,8 @@ def describe_file(model: Model, question: str, data: bytes, media_type: str) -> 
         parts=[UserPromptPart([question, BinaryContent(data, media_type=media_type)])],
         instructions=DESCRIBE_INSTRUCTIONS,
     )
-    response = model_request_sync(model, [request], model_request_parameters=ModelRequestParameters())
+    response = model_request_sync(model, [request], model_settings=settings,
+                                  model_request_parameters=ModelRequestParameters())
     answer = "".join(p.content for p in response.parts if isinstance(p, TextPart)).strip()
     return answer or "(the model gave no answer)"
 

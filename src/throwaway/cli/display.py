@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,16 +29,28 @@ _PROGRESS = re.compile(r"^(Loading|Loaded|Installing|Installed|Downloading|Fetch
 
 
 class Printer:
-    """An event listener that prints a task's progress to the terminal."""
+    """An event listener that prints a task's progress to the terminal.
 
-    def __init__(self, echo: Callable[..., None] = click.echo, color: bool | None = None) -> None:
+    With `live` (default: when printing to a terminal), a line on stderr
+    counts the seconds while the model thinks, and is wiped when it answers.
+    """
+
+    def __init__(self, echo: Callable[..., None] = click.echo, color: bool | None = None,
+                 live: bool | None = None) -> None:
         self._echo = echo
         self.color = color
         self._partial: dict[str, str] = {}
 
     def __call__(self, event: Event) -> None:
+        self._live = live if live is not None else (echo is click.echo and sys.stderr.isatty())
+        self._ticker: _Ticker | None = None
+        self._tokens = [0, 0]  # input, output: the whole task's
+        self._model_seconds = 0.0
         handler = getattr(self, "on_" + event.get("type", ""), None)
         if handler:
+        if self._ticker:
+            self._ticker.stop()
+            self._ticker = None
             if event.get("type") != "output":
                 self._partial.clear()
             handler(event)
@@ -54,7 +69,14 @@ class Printer:
         self.line()
         note = " (from checkpoint)" if e.get("replayed") else ""
         self.line(f"Step {e['step']}:{note}", bold=True)
-        self.line(f"Stop reason: {e['stop_reason']}")
+    def on_thinking(self, e: Event) -> None:
+        if self._live:
+            self._ticker = _Ticker(f"Step {e['step']}: the model is thinking")
+
+        self.line(f"Stop reason: {e['stop_reason']}{self._cost(e)}")
+        parsed = e.get("text_calls")
+        if parsed:
+            self.line(f"Tool call parsed from text ({parsed.get('form')}): the model wrote it in its reply", dim=True)
         if e.get("text"):
             if e.get("tool_calls"):
                 self._block(e["text"], dim=True)
@@ -112,14 +134,29 @@ class Printer:
         files = f", files {e['snapshot'][:12]}" if e.get("snapshot") else ""
         self.line(f"Checkpoint: step {e['step']} saved in {_short(e.get('database', ''))} "
                   f"(task {e['task_id']}{files})", dim=True)
+    def on_correction(self, e: Event) -> None:
+        problem = e.get("problem") or "the reply was no usable answer"
+        self.line(f"No usable reply ({problem}): asking the model again to call a tool or answer in words.",
+                  fg="yellow")
+
 
     def on_done(self, e: Event) -> None:
         self.line()
-        steps = e.get("steps", 0)
-        if e.get("status") == "max_steps":
-            self.line(f"Stopped after {steps} steps (the limit) without a final answer.", fg="yellow")
+        steps, status = e.get("steps", 0), e.get("status")
+        if e.get("answer"):
+            self.line("Answer:" if status == "done" else "Last words of the model:", bold=True)
+            for text in e["answer"].splitlines():
+                self.line(text)
+            self.line()
+        tokens = f" · {self._tokens[0]:,} tokens in, {self._tokens[1]:,} out" if any(self._tokens) else ""
+        model_time = f" · {self._model_seconds:.1f} s waiting for the model" if self._model_seconds else ""
+        self.line(f"Total steps: {steps}{tokens}{model_time}")
+        if status == "max_steps":
+            self.line(f"Ended: stopped after {steps} steps (the limit) without a final answer.", fg="yellow")
+        elif status == "failed":
+            self.line(f"Ended: failed: {e.get('reason') or 'no usable reply'}", fg="red")
         else:
-            self.line(f"Total steps: {steps}")
+            self.line("Ended: done", fg="green")
         artifacts = e.get("artifacts") or []
         if artifacts:
             folder = _short(e.get("output_dir", ""))
@@ -139,6 +176,19 @@ class Printer:
             lines = lines[: MAX_LINES - 5] + [f"... ({len(lines) - MAX_LINES + 1} more lines)"] + lines[-4:]
         prefix = f"{indent}{label:<6} | " if label else indent
         for line in lines:
+    def _cost(self, e: Event) -> str:
+        """`` · 12.3 s · 1,234 in / 56 out tokens`` for a model step that ran now, and add it to the totals."""
+        bits = []
+        if e.get("seconds") is not None:
+            bits.append(f"{e['seconds']:.1f} s")
+            self._model_seconds += e["seconds"]
+        usage = e.get("usage") or {}
+        if usage.get("input_tokens") or usage.get("output_tokens"):
+            self._tokens[0] += usage.get("input_tokens") or 0
+            self._tokens[1] += usage.get("output_tokens") or 0
+            bits.append(f"{usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens")
+        return "".join(f" · {b}" for b in bits)
+
             self.line(f"{prefix}{line}", **style)
 
 
@@ -148,6 +198,28 @@ def _short(path: str) -> str:
         return path
     try:
         rel = os.path.relpath(path)
+class _Ticker:
+    """A line on stderr that counts seconds until stopped, then wipes itself."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            sys.stderr.write(f"\r{self.label}… {time.monotonic() - self.started:.0f} s\033[K")
+            sys.stderr.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
     except ValueError:
         return path
     rel = rel if len(rel) < len(path) else path

@@ -46,8 +46,15 @@ def _durable() -> Iterator[None]:
               help="Folder of skills (each a folder with SKILL.md), mounted at /skills.")
 @click.option("--app", metavar="MODULE:ATTR", help="Run with an Agent defined in Python (its file system, tools).")
 @click.option("--id", "task_id", metavar="ID", help="The task's id (default: a new random one).")
+@click.option("--text-tool-calls/--no-text-tool-calls", default=None,
+              help="Run tool calls the model writes as text (JSON, tags, a python block) "
+                   "[default: on for openai-compatible: models].")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens one model reply may have [default: 4096].")
+@click.option("--model-timeout", type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Longest one model call may take [default: 300].")
 def run(prompt: str, model: str | None, mounts: tuple[str, ...], output_dir: str, max_steps: int | None,
-        docs: str | None, skills: str | None, app: str | None, task_id: str | None) -> None:
+        docs: str | None, skills: str | None, app: str | None, task_id: str | None,
+        text_tool_calls: bool | None, max_tokens: int | None, model_timeout: float | None) -> None:
     """Run an agent on PROMPT: it writes and runs Python until it has an answer.
 
     Every step is checkpointed: if the process dies, `throwaway resume ID`
@@ -67,12 +74,11 @@ def run(prompt: str, model: str | None, mounts: tuple[str, ...], output_dir: str
         agent = load_app(app) if app else Agent()
         try:
             result = agent.run(prompt, task_id=task_id, model=model, mounts=parsed, output_dir=output_dir,
-                               max_steps=max_steps, docs=docs, skills=skills, on_event=Printer(), app=app)
+                               max_steps=max_steps, docs=docs, skills=skills, on_event=Printer(), app=app,
+                               text_tool_calls=text_tool_calls, max_tokens=max_tokens, model_timeout=model_timeout)
         except KeyboardInterrupt:
             click.echo(f"\nInterrupted. Carry on with: throwaway resume {task_id}", err=True)
             sys.exit(130)
-    if result.answer and result.status != "done":
-        click.echo(result.answer)
     sys.exit(0 if result.status == "done" else 3)
 
 
@@ -126,9 +132,11 @@ def show(task_id: str, as_json: bool) -> None:
     click.echo(f"Status: {click.style(task.status, fg=_COLORS.get(task.status))}")
     if task.error:
         click.echo(f"Error: {task.error}")
+    if (task.output or {}).get("reason"):
+        click.echo(f"Reason: {task.output['reason']}")
     if task.status == "running":
         click.echo(f"Running in process {task.pid}.")
-    if task.status in ("interrupted", "failed", "cancelled"):
+    if task.status in ("interrupted", "failed", "cancelled") and task.output is None:
         click.echo(f"Carry on with: throwaway resume {task.task_id}")
 
 
@@ -144,7 +152,7 @@ def resume(task_id: str, force: bool) -> None:
 
     with _durable():
         task = get_task(task_id)
-        if task.status in ("done", "max_steps"):
+        if task.output is not None:  # done, max_steps, or failed for want of a usable reply
             click.echo(f"Task {task.task_id} already finished ({task.status}); see: throwaway show {task.task_id}")
             return
         if task.status == "failed":

@@ -22,6 +22,8 @@ from throwaway.fs import FileSystem, MountSpec
 
 DEFAULT_MAX_STEPS = 20
 DEFAULT_CELL_TIMEOUT = 30.0
+DEFAULT_MAX_TOKENS = 4096  # the most tokens one model reply may have
+DEFAULT_MODEL_TIMEOUT = 300.0  # seconds one model call may take: a small local model takes 30-90 s a step
 
 
 _agents: dict[str, Agent] = {}
@@ -46,6 +48,11 @@ class Agent:
     `throwaway.agent.models`) or a pydantic-ai `Model`; `describe_model`
     answers `describe` (default: `model`); `instructions` are appended to the
     system prompt.
+
+    Every model call is bounded: `max_tokens` per reply, `model_timeout`
+    seconds per call. `text_tool_calls` reads tool calls that a model writes as
+    text (as small local models do) and runs them as real calls; None (the
+    default) turns it on for ``openai-compatible:`` models only.
     """
 
     def __init__(
@@ -60,6 +67,9 @@ class Agent:
         max_steps: int = DEFAULT_MAX_STEPS,
         cell_timeout: float = DEFAULT_CELL_TIMEOUT,
         instructions: str | None = None,
+        text_tool_calls: bool | None = None,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        model_timeout: float | None = DEFAULT_MODEL_TIMEOUT,
     ) -> None:
         self.name = name
         self._fs = fs
@@ -70,6 +80,9 @@ class Agent:
         self.max_steps = max_steps
         self.cell_timeout = cell_timeout
         self.instructions = instructions
+        self.text_tool_calls = text_tool_calls
+        self.max_tokens = max_tokens
+        self.model_timeout = model_timeout
         # Resuming a task looks its agent up by name; the newest definition wins.
         _agents[name] = self
 
@@ -100,13 +113,17 @@ class Agent:
         skills: str | os.PathLike[str] | None = None,
         on_event: events.Listener | None = None,
         app: str | None = None,
+        text_tool_calls: bool | None = None,
+        max_tokens: int | None = None,
+        model_timeout: float | None = None,
     ) -> TaskResult:
         """Run a task to its end and return its result.
 
         The task's id (`task_id`, or a new one) is its DBOS workflow id. Every
         option is recorded with the task, so resuming it needs only its id.
         `on_event` receives the task's progress events (see
-        `throwaway.agent.events`). Raises `ModelNotConfigured` before the task
+        `throwaway.agent.events`). `text_tool_calls`, `max_tokens` and
+        `model_timeout` override the agent's own for this task. Raises `ModelNotConfigured` before the task
         starts if no model is usable. `app` (``module:attribute``) says where
         this agent is defined, so ``throwaway resume`` can import it.
         """
@@ -129,6 +146,9 @@ class Agent:
             "max_steps": max_steps or self.max_steps,
             "docs": str(Path(docs).resolve()) if docs else self.docs,
             "skills": str(Path(skills).resolve()) if skills else self.skills,
+            "text_tool_calls": self.reads_text_tool_calls(model_name, text_tool_calls),
+            "max_tokens": max_tokens or self.max_tokens,
+            "model_timeout": model_timeout or self.model_timeout,
         }
         # Resolve now, to fail with instructions rather than inside the task.
         spec["model_label"] = model_name or self.model_for(spec).model_name
@@ -149,6 +169,14 @@ class Agent:
         return tasks.resume(task_id, on_event=on_event)
 
     # --- what a task runs with -----------------------------------------------
+
+    def reads_text_tool_calls(self, model_name: str | None, override: bool | None = None) -> bool:
+        """Whether a task on `model_name` reads tool calls written as text: `override`, else the
+        agent's setting, else yes for ``openai-compatible:`` models."""
+        for choice in (override, self.text_tool_calls):
+            if choice is not None:
+                return choice
+        return (model_name or "").startswith("openai-compatible:")
 
     def model_for(self, spec: dict[str, Any]) -> Model:
         """The model a task uses: the one it recorded by name, else this agent's."""
@@ -197,6 +225,9 @@ class Agent:
             output_dir=spec["output_dir"],
             model_label=spec.get("model") or spec.get("model_label") or "",
             instructions=self.instructions,
+            text_tool_calls=bool(spec.get("text_tool_calls", self.reads_text_tool_calls(spec.get("model")))),
+            max_tokens=spec.get("max_tokens", self.max_tokens),
+            model_timeout=spec.get("model_timeout", self.model_timeout),
         )
 
 

@@ -33,7 +33,8 @@ class TaskInfo:
 
     `status` is one of: done, max_steps (ran out of steps), running (a live
     process on this machine holds it), interrupted (pending, but its process is
-    gone: resume it), queued, failed, cancelled.
+    gone: resume it), queued, failed (a step raised: `error`; or the model gave
+    no usable reply: the output's ``reason``), cancelled.
     """
 
     task_id: str
@@ -128,6 +129,7 @@ def replay(task: TaskInfo) -> list[events.Event]:
     out: list[events.Event] = [{"type": "task", "task_id": task.task_id, "prompt": task.prompt,
                                 "model": task.model, "resumed": False}]
     pending_checkpoint: dict[str, Any] | None = None
+    unanswered: dict[str, Any] | None = None  # a model step with no tool call that the loop did not accept
     for cp in checkpoints(task.task_id):
         if cp["error"]:
             out.append({"type": "error", "step_name": cp["name"], "error": cp["error"]})
@@ -137,9 +139,16 @@ def replay(task: TaskInfo) -> list[events.Event]:
             if pending_checkpoint:
                 out.append(pending_checkpoint)
                 pending_checkpoint = None
+            if unanswered:
+                # Another model step after one without tool calls: the loop sent a corrective message.
+                out.append({"type": "correction", "step": unanswered["step"]})
             response = load_response(data["response"])
+            calls = tool_calls(response)
             out.append({"type": "model", "step": data["step"], "stop_reason": data["stop_reason"],
-                        "text": response_text(response), "tool_calls": tool_calls(response), "replayed": False})
+                        "text": response_text(response), "tool_calls": calls, "replayed": False,
+                        "usage": data.get("usage"), "seconds": data.get("seconds"),
+                        "text_calls": data.get("text_calls")})
+            unanswered = None if calls else data
         elif cp["name"] == TOOL_STEP:
             out.append({"type": "tool", **data, "replayed": False})
             pending_checkpoint = {"type": "checkpoint", "step": data["step"], "task_id": task.task_id,
@@ -163,8 +172,8 @@ def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool
     finished task is returned as it is.
     """
     task = get_task(task_id)
-    if task.status in ("done", "max_steps"):
-        return TaskResult.from_dict(task.output or {})
+    if task.output is not None:  # it ran to its end: done, max_steps, or failed for want of an answer
+        return TaskResult.from_dict(task.output)
     if task.pid and task.pid != os.getpid() and not force:
         raise TaskBusy(f"task {task.task_id} is running in process {task.pid}")
     agent_for(task.spec)  # fails now if this process cannot define the task's agent

@@ -18,7 +18,6 @@ from dbos import DBOS
 from pydantic_ai.exceptions import (
     ModelConnectionError,
     ModelRateLimitError,
-    ModelRequestTimeout,
     ModelServerError,
     ModelUnavailableError,
 )
@@ -38,7 +37,10 @@ MODEL_STEP = "throwaway.model"
 TOOL_STEP = "throwaway.tool"
 FINISH_STEP = "throwaway.finish"
 
-_TRANSIENT = (ModelConnectionError, ModelRateLimitError, ModelRequestTimeout, ModelServerError, ModelUnavailableError)
+# Not a timeout: a call that ran past the task's model timeout is most likely a
+# runaway reply, and asking twice more would triple the wait; the step fails
+# with the reason and the task can be resumed.
+_TRANSIENT = (ModelConnectionError, ModelRateLimitError, ModelServerError, ModelUnavailableError)
 
 
 class DurableSteps:
@@ -117,7 +119,10 @@ def _transient(error: BaseException) -> bool:
 def model_step(steps: DurableSteps, step: int, messages: list[ModelMessage]) -> dict[str, Any]:
     """One model call: the conversation so far in, the model's response out."""
     steps.ran = True
-    return {"step": step, **bodies.call_model(steps.task.model, messages)}
+    task = steps.task
+    turn = bodies.call_model(task.model, messages, task.model_settings(), text_tool_calls=task.text_tool_calls,
+                             step=step)
+    return {"step": step, **turn}
 
 
 @DBOS.step(name=TOOL_STEP)
