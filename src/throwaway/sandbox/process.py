@@ -2,7 +2,12 @@
 
 Both read frames (see `wire`) with a deadline: `recv` returns None when the
 deadline passes and raises `RuntimeDied` when the process is gone. A frame cut
-by a deadline is kept and finished on the next call.
+by a deadline is kept and finished on the next call. Each frame's key and size
+are checked from its prefix, before the frame is buffered: a wrong key raises
+ProtocolError, a frame over `max_bytes` FrameTooLarge.
+
+The process starts in an empty folder of its own (removed when it is killed),
+not in the host's working folder.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import shutil
 import subprocess
 import tempfile
 import time
+import weakref
 
 from ..wire import frames
 
@@ -21,26 +28,42 @@ class RuntimeDied(RuntimeError):
     """The runtime process exited (or its pipes closed)."""
 
 
-class _Frames:
-    """Incremental frame parsing over a byte buffer (shared by both flavours)."""
+READ = 1 << 20  # bytes read from the runtime's stdout at a time
 
-    def __init__(self) -> None:
+
+class _Frames:
+    """Incremental frame parsing over a byte buffer (shared by both flavours).
+
+    The buffer never holds more than the frame under way plus one read: the
+    prefix is checked (key, then size) as soon as its 24 bytes are in, so a
+    forged or oversized frame is refused before its body is read.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
         self.buf = bytearray()
         self.need: tuple[int, int] | None = None
 
-    def next(self) -> frames.Message | None:
+    def next(self, max_bytes: int) -> frames.Message | None:
+        size = frames.UP_PREFIX.size
         if self.need is None:
-            if len(self.buf) < 8:
+            if len(self.buf) < size:
                 return None
-            self.need = frames.parse_prefix(bytes(self.buf[:8]))
-            del self.buf[:8]
+            self.need = frames.parse_up_prefix(bytes(self.buf[:size]), self.key, max_bytes)
+            del self.buf[:size]
         hlen, plen = self.need
         if len(self.buf) < hlen + plen:
             return None
-        head, payload = bytes(self.buf[:hlen]), bytes(self.buf[hlen : hlen + plen])
+        with memoryview(self.buf) as view:  # one copy of each part, no more
+            head, payload = bytes(view[:hlen]), bytes(view[hlen : hlen + plen])
         del self.buf[: hlen + plen]
         self.need = None
         return frames.decode(head, payload)
+
+
+def _workdir() -> str:
+    """An empty folder for the runtime to start in (it writes nothing there)."""
+    return tempfile.mkdtemp(prefix="throwaway-runtime-")
 
 
 def _stderr_file():
@@ -81,15 +104,19 @@ def stderr_tail(f, n: int = 4000) -> str:
 
 
 class Process:
-    """A runtime process driven with blocking I/O."""
+    """A runtime process driven with blocking I/O; `key` is the key its frames carry."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None, *,
+                 key: bytes) -> None:
         self.stderr = _stderr_file()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        self.cwd = _workdir()
+        self._rmdir = weakref.finalize(self, shutil.rmtree, self.cwd, True)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
+                                     cwd=self.cwd)
         _confine(self.proc.pid, limits)
         self._fd = self.proc.stdout.fileno()
         self._in = self.proc.stdin.fileno()
-        self._frames = _Frames()
+        self._frames = _Frames(key)
 
     def send(self, data: bytes) -> None:
         try:
@@ -99,16 +126,16 @@ class Process:
         except (BrokenPipeError, ValueError, OSError):
             raise RuntimeDied(self.reason()) from None
 
-    def recv(self, deadline: float | None) -> frames.Message | None:
+    def recv(self, deadline: float | None, max_bytes: int) -> frames.Message | None:
         while True:
-            msg = self._frames.next()
+            msg = self._frames.next(max_bytes)
             if msg is not None:
                 return msg
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self._fd], [], [], wait)
             if not ready:
                 return None
-            chunk = os.read(self._fd, 1 << 20)
+            chunk = os.read(self._fd, READ)
             if not chunk:
                 raise RuntimeDied(self.reason())
             self._frames.buf += chunk
@@ -130,6 +157,7 @@ class Process:
                 f.close()
             except OSError:
                 pass
+        self._rmdir()
 
     @property
     def pid(self) -> int:
@@ -140,15 +168,18 @@ class AsyncProcess:
     """A runtime process driven with asyncio."""
 
     @classmethod
-    async def start(cls, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None) -> AsyncProcess:
+    async def start(cls, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None, *,
+                    key: bytes) -> AsyncProcess:
         self = cls()
         self.stderr = _stderr_file()
+        self.cwd = _workdir()
+        self._rmdir = weakref.finalize(self, shutil.rmtree, self.cwd, True)
         self.proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.stderr, env=env,
-            limit=1 << 20,
+            cwd=self.cwd, limit=READ,
         )
         _confine(self.proc.pid, limits)
-        self._frames = _Frames()
+        self._frames = _Frames(key)
         return self
 
     async def send(self, data: bytes) -> None:
@@ -158,14 +189,14 @@ class AsyncProcess:
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             raise RuntimeDied(await self.reason()) from None
 
-    async def recv(self, deadline: float | None) -> frames.Message | None:
+    async def recv(self, deadline: float | None, max_bytes: int) -> frames.Message | None:
         while True:
-            msg = self._frames.next()
+            msg = self._frames.next(max_bytes)
             if msg is not None:
                 return msg
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                chunk = await asyncio.wait_for(self.proc.stdout.read(1 << 20), wait)
+                chunk = await asyncio.wait_for(self.proc.stdout.read(READ), wait)
             except TimeoutError:
                 return None
             if not chunk:
@@ -188,6 +219,7 @@ class AsyncProcess:
                 pass
         await self.proc.wait()
         self.stderr.close()
+        self._rmdir()
 
     @property
     def pid(self) -> int:

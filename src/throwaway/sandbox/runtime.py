@@ -121,10 +121,14 @@ def _install_pyodide(home: Path, deno_dir: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def deno_command(runtime: Runtime, *, memory_mb: int, config: dict, readable: tuple[Path, ...] = ()) -> list[str]:
+def deno_command(runtime: Runtime, *, memory_mb: int, readable: tuple[Path, ...] = ()) -> list[str]:
     """The command line of one runtime process: no network, no env, no
     processes, no writes; reads only Pyodide's assets, our JS, the package
-    caches and the boot snapshot."""
+    caches and the boot snapshot.
+
+    It holds no configuration beyond Deno's own flags: argv is visible to
+    every user of the machine (/proc/PID/cmdline), so the runtime's key and
+    settings reach it as the first frame on its stdin (see `Session.boot`)."""
     readable = [runtime.pyodide_dir, JS_DIR.resolve(), GUEST_FILE.resolve(), runtime.packages_dir, runtime.snapshots_dir, *readable]
     pages = max(memory_mb * 16, 256)  # wasm pages are 64 KiB
     return [
@@ -139,7 +143,6 @@ def deno_command(runtime: Runtime, *, memory_mb: int, config: dict, readable: tu
         "--allow-read=" + ",".join(str(p) for p in readable),
         f"--v8-flags=--wasm-max-mem-pages={pages},--max-old-space-size={max(memory_mb // 2, 256)}",
         str(JS_DIR / "main.js"),
-        json.dumps(config),
     ]
 
 

@@ -246,7 +246,7 @@ class Sandbox(_Base):
             value, error = None, None
             try:
                 if isinstance(op, Recv):
-                    value = self._proc.recv(op.deadline)
+                    value = self._proc.recv(op.deadline, op.max_bytes)
                 elif isinstance(op, Send):
                     self._proc.send(op.frame)
                 elif isinstance(op, Call):
@@ -254,7 +254,7 @@ class Sandbox(_Base):
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         self._proc.kill()
-                    self._proc = Process(op.cmd, op.env, op.limits)
+                    self._proc = Process(op.cmd, op.env, op.limits, key=op.key)
             except Exception as e:
                 error = e
 
@@ -342,7 +342,7 @@ class AsyncSandbox(_Base):
             value, error = None, None
             try:
                 if isinstance(op, Recv):
-                    value = await self._proc.recv(op.deadline)
+                    value = await self._proc.recv(op.deadline, op.max_bytes)
                 elif isinstance(op, Send):
                     await self._proc.send(op.frame)
                 elif isinstance(op, Call):
@@ -350,7 +350,7 @@ class AsyncSandbox(_Base):
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         await self._proc.kill()
-                    self._proc = await AsyncProcess.start(op.cmd, op.env, op.limits)
+                    self._proc = await AsyncProcess.start(op.cmd, op.env, op.limits, key=op.key)
             except Exception as e:
                 error = e
 

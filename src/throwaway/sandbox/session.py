@@ -28,6 +28,7 @@ from .runtime import GUEST_FILE, JS_DIR, Runtime, deno_command, deno_env, proces
 OutputCallback = Callable[[str, str], None]
 BOOT_TIMEOUT = 180.0  # a first boot also makes the memory snapshot
 BACKSTOP = 15.0  # past deadline + grace, the host stops waiting for the runtime
+BOOT_FRAME_BYTES = 1 << 30  # while booting (no guest code yet), for the boot snapshot
 BOOT_TRIES = 3  # runtimes started in a row (each dying on the way) before the sandbox gives up
 REDO_TRIES = 3  # times the host's own work is tried, each on a new runtime, before it gives up
 
@@ -55,6 +56,7 @@ class Spawn:
     cmd: list[str]
     env: dict[str, str]
     limits: dict[int, int] = field(default_factory=dict)  # resource.RLIMIT_* -> value
+    key: bytes = b""  # the key every frame of this runtime carries (see `wire.frames`)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Send:
 @dataclass
 class Recv:
     deadline: float | None
+    max_bytes: int  # the largest frame taken (FrameTooLarge past it)
 
 
 @dataclass
@@ -102,7 +105,8 @@ class Session:
         self.cell = 0  # numbers the user's cells
         self.seq = 0  # numbers every exec, the host's own included
         self.boots = 0
-        self.key: str | None = None  # the current runtime's frame key (see `_recv`)
+        self.key = b""  # the current runtime's frame key (see `wire.frames`)
+        self.parts: list[bytes] = []  # a guest call's data sent ahead in parts ("wire.more")
         self.warnings: list[str] = []
         self.after_boot: list[Callable[[], Flow]] = []  # e.g. mount the file system again
         self.fs_server: Any = None  # the FsServer, for the write quota
@@ -147,22 +151,30 @@ class Session:
         snap.parent.mkdir(parents=True, exist_ok=True)
         self.runtime.packages_dir.mkdir(parents=True, exist_ok=True)
         index = str(self.runtime.pyodide_dir) + "/"
+        self.key = frames.new_key()
+        # The configuration goes over stdin as the first frame, not argv
+        # (which every user of the machine can read in /proc).
         config = {
+            "t": "config",
+            "key": self.key.hex(),
+            "frameBytes": self.limits.frame_bytes,
             "snapshot": str(snap),
             "indexURL": index,
             "preload": list(self.preload),
             "read": [str(p) for p in self._readable()] + [str(snap)],
         }
-        cmd = deno_command(self.runtime, memory_mb=self.limits.memory_mb, config=config, readable=self.readable)
+        cmd = deno_command(self.runtime, memory_mb=self.limits.memory_mb, readable=self.readable)
         try:
-            yield Spawn(cmd, deno_env(self.runtime), process_limits(self.limits.memory_mb))
+            yield Spawn(cmd, deno_env(self.runtime), process_limits(self.limits.memory_mb), self.key)
         except OSError as e:  # e.g. out of processes or memory for now
             raise RuntimeDied(f"could not start {cmd[0]}: {e}") from None
-        self.key = None
+        yield Send(frames.encode(config))
         deadline = time.monotonic() + BOOT_TIMEOUT
         while True:
             try:
-                msg = yield from self._recv(deadline)
+                # No guest code runs before "ready": the boot snapshot (about
+                # 31 MB) may come in one frame.
+                msg = yield from self._recv(deadline, BOOT_FRAME_BYTES)
             except frames.ProtocolError as e:
                 raise SandboxError(f"the runtime broke the protocol while starting: {e}") from None
             if msg is None:
@@ -177,27 +189,17 @@ class Session:
             elif msg.type == "fatal":
                 raise SandboxError(f"the runtime failed to start: {msg.get('message', str, '')}")
 
-    def _recv(self, deadline: float | None) -> Flow:
-        """The runtime's next frame (None at the deadline), checked for its key.
+    def _recv(self, deadline: float | None, max_bytes: int | None = None) -> Flow:
+        """The runtime's next frame (None at the deadline).
 
         Guest code can write to the runtime process's stdout, where the frames
-        travel (Deno.stdout, console.log, node:fs on fd 1). So the runtime
-        draws a random key at start, sends it in its first frame, before any
-        guest code exists, and puts it in every frame after: a frame without
-        it was forged, and raises ProtocolError.
+        travel (Deno.stdout, console.log, node:fs on fd 1). So every frame
+        starts with the runtime's key, which the host drew and handed over on
+        stdin; the driver checks it and the frame's size (at most `max_bytes`,
+        else Limits.frame_bytes) from the prefix, before it reads the frame:
+        ProtocolError for a forged frame, FrameTooLarge for a huge one.
         """
-        msg = yield Recv(deadline)
-        if msg is None:
-            return None
-        key = msg.header.get("k")
-        if self.key is None:
-            if msg.type != "hello" or not isinstance(key, str) or not key:
-                raise frames.ProtocolError("the runtime's first frame is not its hello")
-            self.key = key
-            return (yield from self._recv(deadline))
-        if key != self.key:
-            raise frames.ProtocolError("a frame the runtime did not write (guest code wrote to its stdout)")
-        return msg
+        return (yield Recv(deadline, self.limits.frame_bytes if max_bytes is None else max_bytes))
 
     def _readable(self) -> list[Path]:
         """What the worker may read: Pyodide's assets, our JS, the package caches."""
@@ -219,6 +221,7 @@ class Session:
         if self.fs_server is not None:
             self.fs_server.quota_hit = False
         self.call_cut = False
+        self.parts = []
         header = {
             "t": "exec", "id": cell, "cell": None if internal else self.cell, "code": code, "timeout": timeout,
             "grace": self.limits.grace, "outputLimit": self.limits.output_bytes,
@@ -274,6 +277,15 @@ class Session:
             limit = "memory" if "memory" in str(died).lower() else "crash"
             return out.result(started, limit=limit, restarted=True,
                               error=GuestError("SandboxCrashed", f"the runtime died and was replaced ({died})"))
+        except frames.FrameTooLarge as big:
+            # The runtime's own frame, but past the limit: it is not read, so
+            # the stream cannot go on; a new runtime takes over.
+            if internal:
+                raise RuntimeLost(str(big)) from None
+            yield from self._replace()
+            return out.result(started, limit="frame", restarted=True,
+                              error=GuestError("FrameTooLarge", f"{big}; the runtime was replaced and the cell's "
+                                                                "globals are gone"))
         except frames.ProtocolError as bad:
             # A forged or broken frame (guest code writing to the runtime's
             # stdout): nothing more from this runtime can be trusted.
@@ -286,9 +298,15 @@ class Session:
     def _serve_call(self, msg: frames.Message, deadline: float | None = None) -> Flow:
         call_id = msg.get("id", int)
         name = msg.get("name", str, "")
+        data: bytes | None = msg.payload
         try:
-            result = yield Call(self.calls, name, msg.get("args", str, ""), msg.payload, deadline)
-            header, data = encode_reply(call_id, result)
+            if name == "wire.more" or self.parts:
+                data = self._gather(name, data)
+            if data is None:  # a part: kept until the call it belongs to
+                header, data = encode_reply(call_id, None)
+            else:
+                result = yield Call(self.calls, name, msg.get("args", str, ""), data, deadline)
+                header, data = encode_reply(call_id, result)
         except CallTimedOut:
             # The guest gets a TimeoutError; the runtime's own deadline
             # (interrupt, then the worker replaced) takes it from there.
@@ -305,6 +323,20 @@ class Session:
             # The runtime ended itself while the call ran (the cell's deadline
             # passed: see `retire` in main.js); its last frames are still to read.
             pass
+
+    def _gather(self, name: str, data: bytes) -> bytes | None:
+        """Host-call data sent in parts (the guest's `call` splits what is too
+        large for one frame): a "wire.more" call's data is kept (None), and the
+        next call gets it all. Bounded by the guest's own memory."""
+        size = sum(map(len, self.parts)) + len(data)
+        if size > self.limits.memory_mb << 20:
+            self.parts = []
+            raise ValueError(f"host call data over {self.limits.memory_mb} MB")
+        if name == "wire.more":
+            self.parts.append(data)
+            return None
+        data, self.parts = b"".join([*self.parts, data]), []
+        return data
 
     def _result(self, msg: frames.Message, out: _Output, started: float, timeout: float) -> ExecResult:
         value, js, error, files = parse_guest_result(msg.get("r", str))

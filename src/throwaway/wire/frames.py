@@ -1,25 +1,49 @@
 """The framed messages between the Python host and the Deno runtime.
 
-A frame is an 8-byte prefix (header length, payload length; little-endian
-u32 each), a JSON header, then raw payload bytes, so bytes cross without
-base64. Both sides treat what they receive as untrusted: sizes are bounded
-and headers are checked before anything acts on them.
+A frame is a prefix, a JSON header, then raw payload bytes, so bytes cross
+without base64. Host to runtime (stdin), the prefix is 8 bytes: header length,
+payload length (little-endian u32 each). Runtime to host (stdout), it is 24
+bytes: the runtime's 16-byte key, then the two lengths.
+
+The key is there because guest code can write to the runtime process's stdout
+too (Deno.stdout, node:fs on fd 1): the host draws a random key for each
+runtime, hands it over on stdin (never argv), and checks the key and the
+frame's size from the prefix alone, before it buffers a byte of the frame.
+So junk or a forged prefix on stdout costs the host at most one read, and a
+frame the runtime did write is bounded by `Limits.frame_bytes`.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-PREFIX = struct.Struct("<II")
-MAX_HEADER = 64 * 1024 * 1024
-MAX_PAYLOAD = 1024 * 1024 * 1024
+PREFIX = struct.Struct("<II")  # host -> runtime
+KEY_BYTES = 16
+UP_PREFIX = struct.Struct(f"<{KEY_BYTES}sII")  # runtime -> host: key, header length, payload length
 
 
 class ProtocolError(RuntimeError):
     """The runtime sent something that is not a valid message."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame with the runtime's key, but larger than the host accepts."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the runtime sent a frame of {size} bytes, over the limit of {limit} "
+                         "(Limits.frame_bytes); send large data in parts")
+        self.size = size
+        self.limit = limit
+
+
+def new_key() -> bytes:
+    """A fresh random key for one runtime process."""
+    return secrets.token_bytes(KEY_BYTES)
 
 
 @dataclass
@@ -47,18 +71,31 @@ def encode(header: dict[str, Any], payload: bytes = b"") -> bytes:
     return PREFIX.pack(len(head), len(payload)) + head + payload
 
 
-def parse_prefix(prefix: bytes) -> tuple[int, int]:
-    hlen, plen = PREFIX.unpack(prefix)
-    if hlen > MAX_HEADER or plen > MAX_PAYLOAD:
-        raise ProtocolError(f"frame too large ({hlen} + {plen} bytes)")
+def encode_up(key: bytes, header: dict[str, Any], payload: bytes = b"") -> bytes:
+    """A runtime-to-host frame (what main.js writes; for tests and fakes)."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return UP_PREFIX.pack(key, len(head), len(payload)) + head + payload
+
+
+def parse_up_prefix(prefix: bytes, key: bytes, max_bytes: int) -> tuple[int, int]:
+    """Check a runtime-to-host prefix: its key first, then its size.
+
+    ProtocolError if the key is not `key` (the bytes were not written by the
+    runtime); FrameTooLarge if header + payload exceed `max_bytes`.
+    """
+    got, hlen, plen = UP_PREFIX.unpack(prefix)
+    if not hmac.compare_digest(got, key):
+        raise ProtocolError("a frame the runtime did not write (guest code wrote to its stdout)")
+    if hlen + plen > max_bytes:
+        raise FrameTooLarge(hlen + plen, max_bytes)
     return hlen, plen
 
 
 def decode(head: bytes, payload: bytes) -> Message:
     try:
         header = json.loads(head)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ProtocolError(f"bad frame header: {e}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ProtocolError(f"bad frame header: {type(e).__name__}") from None
     if not isinstance(header, dict) or not isinstance(header.get("t"), str):
         raise ProtocolError("frame header has no type")
     return Message(header, payload)

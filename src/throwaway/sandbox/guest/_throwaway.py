@@ -22,7 +22,16 @@ from _pyodide._base import find_imports
 
 NAMESPACE = {"__name__": "__main__", "__builtins__": builtins}
 MAX_REPR = 100_000
+MAX_MESSAGE = 100_000  # an error's message, and its traceback, in characters
+PART = 4 << 20  # host-call data goes in parts of this size (the host's frames are bounded)
 INTERNAL_FILES = ("/_pyodide/", "_throwaway.py", "<throwaway>")
+
+# Our own JSON functions, taken before any guest code runs: guest code may
+# replace json.dumps (or the module) in its interpreter, and the runner must
+# go on speaking plain JSON to the host. (The host trusts none of it anyway.)
+_dumps = json.JSONEncoder().encode
+_dumps_strict = json.JSONEncoder(allow_nan=False).encode
+_loads = json.JSONDecoder().decode
 
 
 class HostError(Exception):
@@ -48,8 +57,20 @@ def call(name, args=None, data=b""):
     """
     import _throwaway_host
 
-    head, payload = _throwaway_host.call(name, json.dumps(args), data or None)
-    reply = json.loads(head)
+    args = _dumps(args)
+    if isinstance(data, (bytes, bytearray, memoryview)) and len(data) > PART:
+        # Too large for one frame: the host gathers the parts for this call.
+        view = memoryview(data).cast("B")
+        while len(view) > PART:
+            _check(*_throwaway_host.call("wire.more", "null", bytes(view[:PART])))
+            view = view[PART:]
+        data = bytes(view)
+    return _check(*_throwaway_host.call(name, args, data or None))
+
+
+def _check(head, payload):
+    """A host call's reply as (value, bytes), or its error raised."""
+    reply = _loads(head)
     if not reply.get("ok"):
         err = reply.get("error") or {}
         cls = _ERRORS.get(err.get("type"), HostError)
@@ -182,8 +203,8 @@ def _micropip_shim():
 def _json_value(value):
     if isinstance(value, (dict, list, tuple, str, int, float, bool)):
         try:
-            text = json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError):
+            text = _dumps_strict(value)
+        except BaseException:  # not JSON data, nested too deeply, a hostile subclass
             return None
         if len(text) <= MAX_REPR:
             return text
@@ -202,17 +223,23 @@ def _trimmed_traceback(exc):
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def _clip(text):
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "...[truncated]"
+
+
 def _error(exc, files=None):
-    return json.dumps(
-        {
-            "error": {
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": _trimmed_traceback(exc),
-            },
-            "files": files or [],
-        }
-    )
+    kind = type(exc).__name__
+    try:
+        message = str(exc)
+    except BaseException as e:  # a hostile __str__ must not break the runner
+        message = f"<unprintable {kind}: {type(e).__name__}>"
+    try:
+        tb = _trimmed_traceback(exc)
+    except BaseException as e:
+        tb = f"<no traceback: {type(e).__name__}>"
+    if not isinstance(message, str) or not isinstance(tb, str):
+        message, tb = f"<unprintable {kind}>", ""
+    return _dumps({"error": {"type": kind, "message": _clip(message), "traceback": _clip(tb)}, "files": files or []})
 
 
 _output_seen = {}
@@ -247,9 +274,11 @@ def _finish(value, files=None):
     if value is None and not files:
         return "{}"
     if value is None:
-        return json.dumps({"files": files})
+        return _dumps({"files": files})
     try:
         text = repr(value)
+        if not isinstance(text, str):
+            raise TypeError("__repr__ returned a non-string")
     except BaseException as e:  # a hostile __repr__ must not break the runner
         text = f"<unrepresentable {type(value).__name__}: {type(e).__name__}>"
     if len(text) > MAX_REPR:
@@ -258,7 +287,7 @@ def _finish(value, files=None):
     js = _json_value(value)
     if js is not None:
         out["json"] = js
-    return json.dumps(out)
+    return _dumps(out)
 
 
 def _flush():

@@ -7,18 +7,26 @@
 
 import { createChannel, DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
 
-const config = JSON.parse(Deno.args[0]);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-// Every frame to the host carries this key. Guest code can write to the
-// process's stdout too (Deno.stdout, console.log, node:fs on fd 1, from the
-// worker or a worker of its own): the host drops the runtime when a frame
-// lacks the key. The key never leaves this thread except on stdout, which
-// nothing in the process can read back.
-const KEY = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
-// The host refuses headers over 64 MiB; a string field JSON-escapes to at
-// most 6 bytes a character.
-const MAX_FIELD = 8 << 20;
+// The host's frames on stdin; the first is the configuration (never argv,
+// which every user of the machine can read in /proc).
+const fromHost = readFrames();
+const config = (await fromHost.next()).value?.[0];
+if (config?.t !== "config" || !/^[0-9a-f]{32}$/.test(config.key)) Deno.exit(2);
+// Every frame to the host starts with this key, drawn by the host. Guest code
+// can write to the process's stdout too (Deno.stdout, console.log, node:fs on
+// fd 1, from the worker or a worker of its own): the host checks the key
+// before it reads a frame, and drops the runtime when it is wrong. The key
+// never leaves this thread except on stdout, which nothing in the process can
+// read back.
+const KEY = Uint8Array.from(config.key.match(/../g), (h) => parseInt(h, 16));
+// The largest frame the host takes (Limits.frame_bytes); keep well under it.
+const FRAME_BYTES = config.frameBytes;
+// A host call's arguments, in characters: a string field JSON-escapes to at
+// most 6 bytes a character, and the call's data (in parts of 4 MiB at most
+// from the guest's `call`) must fit in the same frame.
+const MAX_FIELD = FRAME_BYTES >> 4;
 const WORKER_PERMISSIONS = {
   read: config.read,
   write: false,
@@ -37,14 +45,17 @@ function writeAll(buf) {
   while (off < buf.length) off += Deno.stdout.writeSync(buf.subarray(off));
 }
 
+// A frame: the key (16 bytes), header length, payload length (u32 LE each),
+// the JSON header, the payload.
 function send(header, payload) {
-  const head = encoder.encode(JSON.stringify({ ...header, k: KEY }));
+  const head = encoder.encode(JSON.stringify(header));
   const data = payload ?? new Uint8Array(0);
-  const prefix = new Uint8Array(8 + head.length);
+  const prefix = new Uint8Array(24 + head.length);
+  prefix.set(KEY, 0);
   const view = new DataView(prefix.buffer);
-  view.setUint32(0, head.length, true);
-  view.setUint32(4, data.length, true);
-  prefix.set(head, 8);
+  view.setUint32(16, head.length, true);
+  view.setUint32(20, data.length, true);
+  prefix.set(head, 24);
   if (data.length < 65536) {
     const all = new Uint8Array(prefix.length + data.length);
     all.set(prefix);
@@ -56,7 +67,8 @@ function send(header, payload) {
   }
 }
 
-async function readFrames(onFrame) {
+// The host's frames, as [header, payload]; an unreadable header is answered here.
+async function* readFrames() {
   const buffer = new Uint8Array(1 << 20);
   let chunks = [];
   let size = 0;
@@ -98,7 +110,7 @@ async function readFrames(onFrame) {
         send({ t: "error", message: "unreadable frame from host" });
         continue;
       }
-      onFrame(header, payload);
+      yield [header, payload];
     }
   }
 }
@@ -238,7 +250,10 @@ function onOutput(m, payload) {
     stop("output");
   }
   current.outBytes += data.length;
-  if (data.length) send({ t: "out", id: current.id, s: m.s }, data);
+  // In pieces well under the host's frame limit (output_bytes may be larger).
+  for (let off = 0; off < data.length; off += FRAME_BYTES >> 1) {
+    send({ t: "out", id: current.id, s: m.s }, data.subarray(off, off + (FRAME_BYTES >> 1)));
+  }
 }
 
 function onCall(m, payload) {
@@ -297,7 +312,7 @@ function answer(reply, payload) {
 
 function onResult(m) {
   if (!current || m.id !== current.id || typeof m.json !== "string") return;
-  if (m.json.length > MAX_FIELD) {
+  if (m.json.length > FRAME_BYTES || encoder.encode(JSON.stringify(m.json)).length > FRAME_BYTES >> 1) {
     const message = `the cell's result is too large to return (${m.json.length} characters)`;
     return finish({ r: JSON.stringify({ error: { type: "ValueError", message, traceback: "" } }) });
   }
@@ -406,7 +421,6 @@ function onHost(header, payload) {
 
 // --- boot ----------------------------------------------------------------------
 
-send({ t: "hello" }); // the first frame, before any worker exists: the host learns the key
 try {
   Deno.statSync(config.snapshot);
 } catch {
@@ -419,5 +433,5 @@ try {
   send({ t: "snapshot" }, snapshot);
 }
 start();
-await readFrames(onHost);
+for await (const [header, payload] of fromHost) onHost(header, payload);
 Deno.exit(0);

@@ -102,7 +102,9 @@ async function exec(m) {
         coro.destroy?.();
       }
     }
-    json = r;
+    // Guest code can replace the runner's helpers: a result that is not
+    // text would leave the cell hanging until its deadline.
+    json = typeof r === "string" ? r : JSON.stringify({ error: { type: "RuntimeError", message: "the cell's runner returned no result", traceback: "" } });
   } catch (err) {
     // A JS error (not a Python one) got past the runner: the interpreter failed
     // beneath Python (a JS stack overflow from deep recursion, a wasm trap)
