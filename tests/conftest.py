@@ -2,6 +2,8 @@ import pytest
 
 from throwaway.sandbox import Sandbox
 
+from .pg import Cluster
+
 
 @pytest.fixture(scope="session")
 def sandbox():
@@ -23,3 +25,17 @@ def fresh():
     yield make
     for sb in boxes:
         sb.close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL server of this test run's own (skips where its programs are not installed)."""
+    cluster = Cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(scope="module")
+def postgres(pg_cluster):
+    """The URL of a database of its own for this test module (created by DBOS on first use)."""
+    return pg_cluster.url("throwaway_tasks")

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_ai.models import Model
 
@@ -19,6 +19,9 @@ from throwaway.agent.library import DOCS_GUEST, SKILLS_GUEST, Library
 from throwaway.agent.models import configured_model_name, resolve_model
 from throwaway.agent.task import Task, TaskResult
 from throwaway.fs import FileSystem, MountSpec
+
+if TYPE_CHECKING:
+    from .queue import TaskHandle
 
 DEFAULT_MAX_STEPS = 20
 DEFAULT_CELL_TIMEOUT = 30.0
@@ -100,38 +103,30 @@ class Agent:
 
     # --- running tasks -----------------------------------------------------
 
-    def run(
+    def task_spec(
         self,
         prompt: str,
         *,
-        task_id: str | None = None,
         model: str | None = None,
         mounts: Iterable[MountSpec | str] = (),
         output_dir: str | os.PathLike[str] = "output",
         max_steps: int | None = None,
         docs: str | os.PathLike[str] | None = None,
         skills: str | os.PathLike[str] | None = None,
-        on_event: events.Listener | None = None,
         app: str | None = None,
         text_tool_calls: bool | None = None,
         max_tokens: int | None = None,
         model_timeout: float | None = None,
-    ) -> TaskResult:
-        """Run a task to its end and return its result.
+    ) -> dict[str, Any]:
+        """A task's spec: its prompt and every option, as plain JSON recorded with the task,
+        so resuming it (anywhere) needs only its id.
 
-        The task's id (`task_id`, or a new one) is its DBOS workflow id. Every
-        option is recorded with the task, so resuming it needs only its id.
-        `on_event` receives the task's progress events (see
-        `throwaway.agent.events`). `text_tool_calls`, `max_tokens` and
-        `model_timeout` override the agent's own for this task. Raises `ModelNotConfigured` before the task
-        starts if no model is usable. `app` (``module:attribute``) says where
-        this agent is defined, so ``throwaway resume`` can import it.
+        `text_tool_calls`, `max_tokens` and `model_timeout` override the agent's
+        own for this task. Raises `ModelNotConfigured` if no model is usable, so
+        a task fails with instructions before it starts. `app`
+        (``module:attribute``) says where this agent is defined, so a process
+        that resumes it (``throwaway resume``, a worker) can import it.
         """
-        from dbos import SetWorkflowID
-
-        from . import backend
-        from .workflow import task_workflow
-
         # The model is recorded by name, with environment defaults resolved now,
         # so a resumed task uses the model it started with. None: the agent's
         # own Model object.
@@ -154,6 +149,22 @@ class Agent:
         spec["model_label"] = model_name or self.model_for(spec).model_name
         if model_name:
             self.model_for(spec)
+        return spec
+
+    def run(self, prompt: str, *, task_id: str | None = None, on_event: events.Listener | None = None,
+            **options: Any) -> TaskResult:
+        """Run a task here, to its end, and return its result.
+
+        The task's id (`task_id`, or a new one) is its DBOS workflow id;
+        `options` are those of `task_spec`. `on_event` receives the task's
+        progress events (see `throwaway.agent.events`).
+        """
+        from dbos import SetWorkflowID
+
+        from . import backend
+        from .workflow import task_workflow
+
+        spec = self.task_spec(prompt, **options)
         backend.current()
         task_id = task_id or new_task_id()
         with ExitStack() as stack:
@@ -161,6 +172,17 @@ class Agent:
                 stack.enter_context(events.listen(task_id, on_event))
             with SetWorkflowID(task_id):
                 return TaskResult.from_dict(task_workflow(spec))
+
+    def submit(self, prompt: str, *, task_id: str | None = None, queue: str | None = None,
+               **options: Any) -> TaskHandle:
+        """Put a task on the queue for a worker (``throwaway worker``) and return at once.
+
+        `options` are those of `task_spec`. Starts no executor here: this
+        process never runs tasks it did not ask to run.
+        """
+        from .queue import submit
+
+        return submit(self.task_spec(prompt, **options), task_id=task_id or new_task_id(), queue=queue)
 
     def resume(self, task_id: str, *, on_event: events.Listener | None = None) -> TaskResult:
         """Bring an interrupted task back and run it to its end (see `throwaway.durable.tasks.resume`)."""

@@ -1,10 +1,11 @@
 """Where durable state lives, and starting DBOS on it.
 
 Everything a task leaves behind is in one data folder (``./.throwaway`` or
-``$THROWAWAY_DATA``): the DBOS system database (SQLite, unless
+``$THROWAWAY_DATA``): the DBOS system database (SQLite, unless ``--db`` or
 ``$THROWAWAY_DATABASE_URL`` names a Postgres one), the blob store that holds
 file-system snapshots, and the lock files that tell a running task from an
-interrupted one.
+interrupted one. With Postgres, the blobs go to a table of that database
+instead, so a task that moves to another machine finds its files.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from throwaway.store import BlobStore
+from throwaway.store import BlobStore, SqlBlobStore
 
 from .serialization import JsonSerializer
 
@@ -41,7 +42,7 @@ class Backend:
 
     data_dir: Path
     database_url: str
-    blobs: BlobStore
+    blobs: BlobStore | SqlBlobStore
     executor_id: str
 
     @property
@@ -51,12 +52,10 @@ class Backend:
     @property
     def where(self) -> str:
         """The database, for people to read: the SQLite file, or the URL without its password."""
-        if self.is_sqlite:
-            return self.database_url.removeprefix("sqlite:///")
-        return sa.make_url(self.database_url).render_as_string(hide_password=True)
+        return where(self.database_url)
 
     def lock_path(self, task_id: str) -> Path:
-        return self.data_dir / "locks" / f"{task_id}.lock"
+        return lock_path(self.data_dir, task_id)
 
 
 _lock = threading.RLock()
@@ -100,7 +99,48 @@ def sqlite_engine(url: str) -> sa.Engine:
     return engine
 
 
-def _executor_id() -> str:
+def where(database_url: str) -> str:
+    """A database URL for people to read: the SQLite file, or the URL without its password."""
+    if database_url.startswith("sqlite"):
+        return database_url.removeprefix("sqlite:///")
+    return sa.make_url(database_url).render_as_string(hide_password=True)
+
+
+def lock_path(data_dir: Path, task_id: str) -> Path:
+    """The lock file a process holds while it runs the task (see `locks`)."""
+    return data_dir / "locks" / f"{task_id}.lock"
+
+
+def configured() -> tuple[Path, str]:
+    """The data folder and database this process uses: the launched ones, else the configured ones.
+
+    For reading tasks without launching DBOS (which would start an executor).
+    """
+    with _lock:
+        if _current is not None:
+            return _current.data_dir, _current.database_url
+    folder = resolve_data_dir()
+    return folder, resolve_database_url(folder)
+
+
+def blob_store(data_dir: Path, database_url: str) -> BlobStore | SqlBlobStore:
+    """Where snapshots go: a table of the database when it is Postgres (every worker reaches it), else a folder."""
+    if database_url.startswith("sqlite"):
+        return BlobStore(data_dir / "blobs")
+    return SqlBlobStore(engine(database_url))
+
+
+def engine(database_url: str) -> sa.Engine:
+    """An engine on the tasks' database for throwaway's own tables (blobs, workers)."""
+    if database_url.startswith("sqlite"):
+        return sqlite_engine(database_url)
+    url = sa.make_url(database_url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # the driver DBOS itself uses
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+
+
+def new_executor_id() -> str:
     # DBOS recovers, at launch, the pending workflows of its own executor id.
     # Each CLI process gets a fresh id, so starting one never adopts a task
     # another live process is still running; interrupted tasks come back only
@@ -108,11 +148,13 @@ def _executor_id() -> str:
     return os.environ.get("THROWAWAY_EXECUTOR_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Backend:
+def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | None = None,
+           *, queues: tuple[str, ...] = (), executor_id: str | None = None) -> Backend:
     """Start DBOS on the data folder (idempotent) and return the backend.
 
-    Called by everything that runs or inspects tasks; call it yourself to pick
-    a folder or a Postgres URL other than the defaults.
+    Called by everything that runs tasks; call it yourself to pick a folder or
+    a Postgres URL other than the defaults. Only a worker names `queues`: any
+    other process never takes submitted tasks from them.
     """
     global _current
     from dbos import DBOS, DBOSConfig
@@ -131,18 +173,19 @@ def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | N
             "name": APP_NAME,
             "system_database_url": url,
             "application_version": APPLICATION_VERSION,
-            "executor_id": _executor_id(),
+            "executor_id": executor_id or new_executor_id(),
             "serializer": JsonSerializer(),
             "log_level": os.environ.get("THROWAWAY_LOG_LEVEL", "WARNING"),
         }
         if url.startswith("sqlite"):
             config["system_database_engine"] = sqlite_engine(url)
         DBOS(config=config)
+        DBOS.listen_queues(list(queues))
         DBOS.launch()
         _current = Backend(
             data_dir=folder,
             database_url=url,
-            blobs=BlobStore(folder / "blobs"),
+            blobs=blob_store(folder, url),
             executor_id=config["executor_id"],
         )
         return _current

@@ -1,4 +1,8 @@
-"""Tasks as the system database records them: listing, inspecting, resuming."""
+"""Tasks as the system database records them: listing, inspecting, resuming, cancelling.
+
+Reading tasks starts no DBOS executor (a `DBOSClient` reads the tables), so
+`throwaway tasks` and `show` never pick up queued work.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from throwaway.agent.task import TaskResult
 from . import backend
 from .agent import agent_for
 from .locks import holder
+from .queue import client
+from .workers import live_workers
 from .workflow import FINISH_STEP, MODEL_STEP, PREPARE_STEP, TOOL_STEP, WORKFLOW_NAME
 
 
@@ -27,13 +33,18 @@ class TaskBusy(RuntimeError):
     """Another live process is running the task."""
 
 
+class TaskFailed(RuntimeError):
+    """A task ended in error or was cancelled; the message says which, and why."""
+
+
 @dataclass
 class TaskInfo:
     """One task, as `throwaway tasks` and `throwaway show` present it.
 
     `status` is one of: done, max_steps (ran out of steps), running (a live
-    process on this machine holds it), interrupted (pending, but its process is
-    gone: resume it), queued, failed (a step raised: `error`; or the model gave
+    process on this machine, or a live worker, holds it: `pid`, `worker`),
+    interrupted (pending, but its process is gone: resume it), queued (waiting
+    for a worker; `position` on its `queue`, 1 = next), failed (a step raised: `error`; or the model gave
     no usable reply: the output's ``reason``), cancelled.
     """
 
@@ -48,14 +59,17 @@ class TaskInfo:
     error: str | None
     pid: int | None
     forked_from: str | None = None
+    worker: str | None = None
+    queue: str | None = None
+    position: int | None = None
 
 
-def _status(wf: Any, pid: int | None) -> str:
+def _status(wf: Any, pid: int | None, worker: str | None) -> str:
     status = wf.status
     if status == "SUCCESS":
         return (wf.output or {}).get("status", "done")
     if status == "PENDING":
-        return "running" if pid else "interrupted"
+        return "running" if pid or worker else "interrupted"
     if status in ("ENQUEUED", "DELAYED"):
         return "queued"
     if status == "CANCELLED":
@@ -63,14 +77,17 @@ def _status(wf: Any, pid: int | None) -> str:
     return "failed"  # ERROR, MAX_RECOVERY_ATTEMPTS_EXCEEDED
 
 
-def _info(wf: Any) -> TaskInfo:
-    rt = backend.current()
-    args = (wf.input or {}).get("args") or [{}]
+def _info(wf: Any, workers: dict[str, Any], positions: dict[str, int]) -> TaskInfo:
+    data_dir, _ = backend.configured()
+    # A spec that could not be read back (not JSON: DBOS logged why) is left out, never unpickled.
+    args = (wf.input if isinstance(wf.input, dict) else {}).get("args") or [{}]
     spec = args[0] if args and isinstance(args[0], dict) else {}
-    pid = holder(rt.lock_path(wf.workflow_id)) if wf.status == "PENDING" else None
+    pid = holder(backend.lock_path(data_dir, wf.workflow_id)) if wf.status == "PENDING" else None
+    held_by = workers.get(wf.executor_id) if wf.status == "PENDING" else None
+    worker = held_by.describe() if held_by else None
     return TaskInfo(
         task_id=wf.workflow_id,
-        status=_status(wf, pid),
+        status=_status(wf, pid, worker),
         prompt=spec.get("prompt", ""),
         model=spec.get("model") or spec.get("model_label"),
         created_at=_time(wf.created_at),
@@ -80,6 +97,9 @@ def _info(wf: Any) -> TaskInfo:
         error=f"{type(wf.error).__name__}: {wf.error}" if wf.error is not None else None,
         pid=pid,
         forked_from=getattr(wf, "forked_from", None),
+        worker=worker,
+        queue=wf.queue_name,
+        position=positions.get(wf.workflow_id),
     )
 
 
@@ -87,29 +107,46 @@ def _time(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000) if ms else None
 
 
+def _infos(found: list[Any]) -> list[TaskInfo]:
+    workers = live_workers(backend.configured()[1]) if any(wf.status == "PENDING" for wf in found) else {}
+    positions: dict[str, int] = {}
+    if any(wf.status == "ENQUEUED" for wf in found):
+        waiting = client().list_workflows(name=WORKFLOW_NAME, status=["ENQUEUED"], sort_desc=False,
+                                          load_input=False, load_output=False)
+        per_queue: dict[str, int] = {}
+        for wf in waiting:
+            per_queue[wf.queue_name] = positions[wf.workflow_id] = per_queue.get(wf.queue_name, 0) + 1
+    return [_info(wf, workers, positions) for wf in found]
+
+
 def list_tasks(limit: int = 50) -> list[TaskInfo]:
     """The newest tasks first."""
-    backend.current()
-    found = DBOS.list_workflows(name=WORKFLOW_NAME, sort_desc=True, limit=limit)
-    return [_info(wf) for wf in found]
+    return _infos(client().list_workflows(name=WORKFLOW_NAME, sort_desc=True, limit=limit))
 
 
 def get_task(task_id: str) -> TaskInfo:
     """The task with this id (or a unique prefix of it)."""
-    backend.current()
-    found = DBOS.list_workflows(workflow_ids=[task_id], name=WORKFLOW_NAME)
+    found = client().list_workflows(workflow_ids=[task_id], name=WORKFLOW_NAME)
     if not found:
-        found = DBOS.list_workflows(workflow_id_prefix=task_id, name=WORKFLOW_NAME, limit=2)
+        found = client().list_workflows(workflow_id_prefix=task_id, name=WORKFLOW_NAME, limit=2)
         if len(found) > 1:
             raise TaskNotFound(f"{task_id!r} matches more than one task; give more of its id")
     if not found:
         raise TaskNotFound(f"no task {task_id!r}")
-    return _info(found[0])
+    return _infos(found)[0]
+
+
+def cancel(task_id: str) -> TaskInfo:
+    """Cancel a queued or running task: a queued one never starts, a running one stops at its next step."""
+    task = get_task(task_id)
+    if task.status in ("done", "max_steps", "failed", "cancelled"):
+        raise TaskBusy(f"task {task.task_id} already ended ({task.status}); nothing to cancel")
+    client().cancel_workflow(task.task_id)
+    return get_task(task.task_id)
 
 
 def checkpoints(task_id: str) -> list[dict[str, Any]]:
     """The task's finished steps, oldest first: name, output (plain JSON), error, timing."""
-    backend.current()
     return [
         {
             "id": s["function_id"],
@@ -119,13 +156,13 @@ def checkpoints(task_id: str) -> list[dict[str, Any]]:
             "started_at": _time(s.get("started_at_epoch_ms")),
             "completed_at": _time(s.get("completed_at_epoch_ms")),
         }
-        for s in DBOS.list_workflow_steps(task_id)
+        for s in client().list_workflow_steps(task_id)
     ]
 
 
 def replay(task: TaskInfo) -> list[events.Event]:
     """The events the task emitted, rebuilt from its checkpoints (for `throwaway show`)."""
-    where = backend.current().where
+    where = backend.where(backend.configured()[1])
     out: list[events.Event] = [{"type": "task", "task_id": task.task_id, "prompt": task.prompt,
                                 "model": task.model, "resumed": False}]
     pending_checkpoint: dict[str, Any] | None = None
@@ -176,6 +213,13 @@ def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool
         return TaskResult.from_dict(task.output)
     if task.pid and task.pid != os.getpid() and not force:
         raise TaskBusy(f"task {task.task_id} is running in process {task.pid}")
+    if task.worker and not force:
+        raise TaskBusy(f"task {task.task_id} is running on {task.worker}; it carries on there "
+                       "(or elsewhere, if that worker dies)")
+    if task.status == "queued" and not force:
+        raise TaskBusy(f"task {task.task_id} is queued (position {task.position} on {task.queue}); "
+                       "a worker will run it")
+    backend.current()
     agent_for(task.spec)  # fails now if this process cannot define the task's agent
     target = {"id": task.task_id}
 

@@ -15,21 +15,26 @@ from __future__ import annotations
 from typing import Any
 
 from dbos import DBOS
+from dbos._error import DBOSMaxStepRetriesExceeded  # not exported by the package
 from pydantic_ai.exceptions import (
+    ModelAPIError,
     ModelConnectionError,
     ModelRateLimitError,
     ModelServerError,
     ModelUnavailableError,
+    UnexpectedModelBehavior,
 )
 from pydantic_ai.messages import ModelMessage
 
 from throwaway.agent import steps as bodies
 from throwaway.agent.loop import run_loop
+from throwaway.agent.models import model_failure
 from throwaway.agent.task import Task
 from throwaway.agent.workspace import Workspace
 
-from . import backend
+from . import backend, drain
 from .locks import TaskLock
+from .serialization import RecordedError
 
 WORKFLOW_NAME = "throwaway.task"
 PREPARE_STEP = "throwaway.prepare"
@@ -66,16 +71,25 @@ class DurableSteps:
         return {**out, "replayed": replayed}
 
     def prepare(self) -> dict[str, Any]:
-        return self._replayed(prepare_step(self))
+        with drain.step():
+            return self._replayed(prepare_step(self))
 
     def model(self, step: int, messages: list[ModelMessage]) -> dict[str, Any]:
-        return self._replayed(model_step(self, step, messages))
+        with drain.step():
+            try:
+                return self._replayed(model_step(self, step, messages))
+            except (DBOSMaxStepRetriesExceeded, ModelAPIError, UnexpectedModelBehavior, RecordedError) as e:
+                # One line that names the model and its URL, not DBOS's "exceeded its maximum of 3 retries".
+                errors = getattr(e, "errors", None) or [e]
+                raise model_failure(self.task.model, self.task.model_label, errors[-1], len(errors)) from e
 
     def tool(self, step: int, call: dict[str, Any], snapshot: str | None) -> dict[str, Any]:
-        return self._replayed(tool_step(self, step, call, snapshot))
+        with drain.step():
+            return self._replayed(tool_step(self, step, call, snapshot))
 
     def finish(self, snapshot: str | None) -> dict[str, Any]:
-        return self._replayed(finish_step(self, snapshot))
+        with drain.step():
+            return self._replayed(finish_step(self, snapshot))
 
     def close(self) -> None:
         try:
@@ -96,6 +110,9 @@ def task_workflow(spec: dict[str, Any]) -> dict[str, Any]:
     steps.lock.acquire()
     try:
         return run_loop(task, steps)
+    except Exception as e:
+        task.emit({"type": "error", "task_id": task.task_id, "error": f"{type(e).__name__}: {e}"[:500]})
+        raise
     finally:
         steps.close()
 

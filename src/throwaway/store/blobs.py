@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -51,3 +52,14 @@ class BlobStore:
             return self._path(digest).exists()
         except ValueError:
             return False
+
+    def prune(self, keep: Iterable[str], older_than: float) -> int:
+        """Delete blobs written before `older_than` (epoch seconds) whose digest is not in `keep`."""
+        keep = set(keep)
+        removed = 0
+        for path in self.root.glob("??/*"):
+            digest = path.parent.name + path.name
+            if _DIGEST.fullmatch(digest) and digest not in keep and path.stat().st_mtime < older_than:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
