@@ -92,8 +92,8 @@ class ToolContext:
     library: Library
     on_output: Callable[[str, str], None] | None = None
     cell_timeout: float | None = None
-
     model_settings: ModelSettings | None = None  # bounds for `describe`'s model call
+
 
 @dataclass
 class ToolResult:

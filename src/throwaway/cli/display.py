@@ -40,17 +40,17 @@ class Printer:
         self._echo = echo
         self.color = color
         self._partial: dict[str, str] = {}
-
-    def __call__(self, event: Event) -> None:
         self._live = live if live is not None else (echo is click.echo and sys.stderr.isatty())
         self._ticker: _Ticker | None = None
         self._tokens = [0, 0]  # input, output: the whole task's
         self._model_seconds = 0.0
-        handler = getattr(self, "on_" + event.get("type", ""), None)
-        if handler:
+
+    def __call__(self, event: Event) -> None:
         if self._ticker:
             self._ticker.stop()
             self._ticker = None
+        handler = getattr(self, "on_" + event.get("type", ""), None)
+        if handler:
             if event.get("type") != "output":
                 self._partial.clear()
             handler(event)
@@ -65,14 +65,14 @@ class Printer:
         self.line(f"Task {e['task_id']}{resumed} · model {e.get('model')}", dim=True)
         self.line(f"Prompt: {e['prompt']}", bold=True)
 
-    def on_model(self, e: Event) -> None:
-        self.line()
-        note = " (from checkpoint)" if e.get("replayed") else ""
-        self.line(f"Step {e['step']}:{note}", bold=True)
     def on_thinking(self, e: Event) -> None:
         if self._live:
             self._ticker = _Ticker(f"Step {e['step']}: the model is thinking")
 
+    def on_model(self, e: Event) -> None:
+        self.line()
+        note = " (from checkpoint)" if e.get("replayed") else ""
+        self.line(f"Step {e['step']}:{note}", bold=True)
         self.line(f"Stop reason: {e['stop_reason']}{self._cost(e)}")
         parsed = e.get("text_calls")
         if parsed:
@@ -130,15 +130,15 @@ class Printer:
             self.line(f"Tool result: {status}{restored}", fg=None if e.get("ok") else "red")
             self._block(str(content).rstrip("\n"))
 
-    def on_checkpoint(self, e: Event) -> None:
-        files = f", files {e['snapshot'][:12]}" if e.get("snapshot") else ""
-        self.line(f"Checkpoint: step {e['step']} saved in {_short(e.get('database', ''))} "
-                  f"(task {e['task_id']}{files})", dim=True)
     def on_correction(self, e: Event) -> None:
         problem = e.get("problem") or "the reply was no usable answer"
         self.line(f"No usable reply ({problem}): asking the model again to call a tool or answer in words.",
                   fg="yellow")
 
+    def on_checkpoint(self, e: Event) -> None:
+        files = f", files {e['snapshot'][:12]}" if e.get("snapshot") else ""
+        self.line(f"Checkpoint: step {e['step']} saved in {_short(e.get('database', ''))} "
+                  f"(task {e['task_id']}{files})", dim=True)
 
     def on_done(self, e: Event) -> None:
         self.line()
@@ -170,12 +170,6 @@ class Printer:
 
     # --- helpers ---------------------------------------------------------------
 
-    def _block(self, text: str, label: str | None = None, indent: str = "    ", **style: Any) -> None:
-        lines = text.splitlines() or [""]
-        if len(lines) > MAX_LINES:
-            lines = lines[: MAX_LINES - 5] + [f"... ({len(lines) - MAX_LINES + 1} more lines)"] + lines[-4:]
-        prefix = f"{indent}{label:<6} | " if label else indent
-        for line in lines:
     def _cost(self, e: Event) -> str:
         """`` · 12.3 s · 1,234 in / 56 out tokens`` for a model step that ran now, and add it to the totals."""
         bits = []
@@ -189,15 +183,15 @@ class Printer:
             bits.append(f"{usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens")
         return "".join(f" · {b}" for b in bits)
 
+    def _block(self, text: str, label: str | None = None, indent: str = "    ", **style: Any) -> None:
+        lines = text.splitlines() or [""]
+        if len(lines) > MAX_LINES:
+            lines = lines[: MAX_LINES - 5] + [f"... ({len(lines) - MAX_LINES + 1} more lines)"] + lines[-4:]
+        prefix = f"{indent}{label:<6} | " if label else indent
+        for line in lines:
             self.line(f"{prefix}{line}", **style)
 
 
-def _short(path: str) -> str:
-    """A path relative to the current folder when that is shorter."""
-    if not path or "://" in path:
-        return path
-    try:
-        rel = os.path.relpath(path)
 class _Ticker:
     """A line on stderr that counts seconds until stopped, then wipes itself."""
 
@@ -220,6 +214,12 @@ class _Ticker:
         sys.stderr.flush()
 
 
+def _short(path: str) -> str:
+    """A path relative to the current folder when that is shorter."""
+    if not path or "://" in path:
+        return path
+    try:
+        rel = os.path.relpath(path)
     except ValueError:
         return path
     rel = rel if len(rel) < len(path) else path
