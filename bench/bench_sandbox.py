@@ -3,17 +3,19 @@
     .venv/bin/python bench/bench_sandbox.py
 
 Targets on a 2-core machine: first result <= 0.25 s, warm exec <= 0.5 ms,
-host call <= 150 us, idle sandbox <= 60 MB RSS.
+host call <= 150 us, idle sandbox <= 60 MB RSS. A host call that never
+returns ends its cell at the cell's deadline (2 s here).
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import threading
 import time
 from pathlib import Path
 
-from throwaway.sandbox import Sandbox, SandboxPool
+from throwaway.sandbox import AsyncSandbox, HostCalls, Sandbox, SandboxPool
 from throwaway.sandbox.runtime import ensure_runtime
 
 
@@ -74,6 +76,39 @@ statistics.median(ts)
     return sb.exec(code).json
 
 
+def stuck_host_call(kind: str, timeout: float = 2.0) -> tuple[float, str | None]:
+    """Seconds from exec to result for a cell whose host call never returns
+    (cut at the cell's deadline), and the cell's limit. `kind`: 'plain',
+    'async' (awaits forever), 'async-blocking' (blocks its loop's thread), or
+    'async-sandbox' (a plain handler in an AsyncSandbox)."""
+    forever = threading.Event().wait
+
+    def plain(args, data):
+        forever()
+
+    async def awaits(args, data):
+        await asyncio.Event().wait()
+
+    async def blocks(args, data):
+        forever()
+
+    calls = HostCalls()
+    calls.add("stuck", {"plain": plain, "async": awaits, "async-blocking": blocks, "async-sandbox": plain}[kind])
+    code = "from throwaway import call\ncall('stuck')"
+    if kind == "async-sandbox":
+        async def run() -> tuple[float, str | None]:
+            async with AsyncSandbox(calls=calls, timeout=timeout) as sb:
+                t = time.perf_counter()
+                r = await sb.exec(code)
+                return time.perf_counter() - t, r.limit
+
+        return asyncio.run(run())
+    with Sandbox(calls=calls, timeout=timeout) as sb:
+        t = time.perf_counter()
+        r = sb.exec(code)
+        return time.perf_counter() - t, r.limit
+
+
 def pool_throughput(size: int = 4, seconds: float = 3.0) -> float:
     boxes = [Sandbox().start() for _ in range(size)]
     counts = [0] * size
@@ -105,6 +140,9 @@ def main() -> None:
         time.sleep(0.5)
         print(f"RSS of an idle sandbox (its Deno process):           {rss_mb(sb.pid):8.1f} MB   target <= 60 MB")
     print(f"execs per second across a pool of 4:                 {pool_throughput():8.0f} /s")
+    for kind in ("plain", "async", "async-blocking", "async-sandbox"):
+        seconds, limit = stuck_host_call(kind)
+        print(f"stuck host call ({kind + ')':15} ends its 2 s cell in: {seconds:8.2f} s   limit={limit}")
 
 
 if __name__ == "__main__":
