@@ -18,10 +18,11 @@ Tools:
 - execute_python(code): run code in a persistent interpreter, like a notebook
   cell: globals persist between calls, the last expression's value is
   returned, top-level `await` works. You see stdout, stderr, the value, the
-  error if any, and the files the cell wrote to /output. Packages load on
-  import where the sandbox has them (e.g. numpy, Pillow, matplotlib).
+  error if any, and the files the cell wrote to /output. Which packages
+  there are is said below.
 - describe(path, question): look at an image or PDF in the sandbox (for
   instance one your code made) and get an answer to the question about it.
+  It cannot read text: read text files with open() in execute_python.
 - help(query): search the docs and skills listed below.
 
 Work in small steps and check results. If a cell fails, read the error and
@@ -51,14 +52,18 @@ def system_prompt(
     limits: TaskLimits | None = None,
     host_modules: Sequence[tuple[str, str]] = (),
     extra: str | None = None,
+    packages: str | None = None,
 ) -> str:
     """The system prompt for a task: what the sandbox has, what may be read and written, the limits.
 
     `host_modules` are ``(import name, one-line description)`` pairs for host
     functions the guest can import; `extra` is appended as the operator's own
-    instructions.
+    instructions; `packages` says what the guest can import (see
+    `throwaway.agent.packages.probe`).
     """
     parts = [INTRO, _file_system(mounts)]
+    if packages:
+        parts.append(packages.strip())
     if library and library.docs:
         parts.append("Docs (read them with open(), or ask help(query)):\n" + "\n".join(f"- {p}" for p in library.docs))
     if library and library.skills:

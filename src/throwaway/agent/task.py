@@ -56,9 +56,12 @@ class Task:
         return settings
 
     def system_prompt(self) -> str:
-        """The system prompt, from what this task really has (mounts, docs, skills, limits)."""
+        """The system prompt, from what this task really has (mounts, docs, skills, packages, limits)."""
+        from .packages import probe
+
         limits = TaskLimits(max_steps=self.max_steps, cell_timeout=self.cell_timeout)
-        return system_prompt(self.fs.mounts, self.library, limits, extra=self.instructions)
+        return system_prompt(self.fs.mounts, self.library, limits, extra=self.instructions,
+                             packages=probe().prompt())
 
     def sandbox(self) -> Sandbox:
         """A new (not yet started) sandbox on this task's file system."""

@@ -24,22 +24,30 @@ def package_calls(gateway: PackageGateway) -> HostCalls:
     def imports(args: Any, data: bytes) -> dict:
         names = _strings(args, "imports")
         wanted = gateway.packages_for_imports(names)
-        return {"wheels": [_describe(w) for w in _fetch(lambda: gateway.fetch_pyodide(wanted))] if wanted else []}
+        if not wanted:
+            return {"wheels": []}
+        return {"wheels": [_describe(w) for w in _fetch(lambda: gateway.fetch_pyodide(wanted), wanted)]}
 
     @calls.handler("packages.install")
     def install(args: Any, data: bytes) -> dict:
         requirements = _strings(args, "requirements")
-        return {"wheels": [_describe(w) for w in _fetch(lambda: gateway.fetch_pypi(requirements))]}
+        return {"wheels": [_describe(w) for w in _fetch(lambda: gateway.fetch_pypi(requirements), requirements)]}
 
     return calls
 
 
-def _fetch(fetch) -> list[Wheel]:
+GUEST_ADVICE = ("Code in the sandbox cannot fix this: do the job without it. The standard library is always "
+                "there: csv and json for data, statistics and math, zipfile, and zlib + struct to write PNG images.")
+
+
+def _fetch(fetch, names: list[str]) -> list[Wheel]:
     try:
         return fetch()
     except PackageError as e:
-        # The guest sees an ImportError that says what to do.
-        raise ImportError(str(e)) from None
+        # The guest sees an ImportError that says what it can do; the host's own
+        # remedy (a mirror, the cache) follows for whoever runs the sandbox.
+        raise ImportError(f"{', '.join(names)} cannot be had in this sandbox. {GUEST_ADVICE} "
+                          f"(For the host's operator: {e})") from None
 
 
 def _strings(args: Any, key: str) -> list[str]:

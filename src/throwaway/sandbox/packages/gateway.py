@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .cache import Wheel
+from .cache import Wheel, is_cached
 from .errors import PackageError
 from .names import normalize, parse_requirement, strings
 from .pyodide import PyodideSource
@@ -68,6 +68,25 @@ class PackageGateway:
     def base_url(self) -> str | None:
         """Where the lock's files are fetched from (None: unknown, pass base_url=)."""
         return self._pyodide.base_url
+
+    @property
+    def offline(self) -> bool:
+        """True when this gateway never touches the network."""
+        return self._pyodide._offline
+
+    @property
+    def pypi_enabled(self) -> bool:
+        return self._pypi is not None
+
+    def lock_names(self) -> list[str]:
+        """The lock's packages this gateway's lists allow, sorted."""
+        return sorted(n for n in self._pyodide.packages
+                      if n not in self._deny and (self._allow is None or n in self._allow))
+
+    def is_cached(self, name: str) -> bool:
+        """Whether a lock package's file is in the cache already (so it loads with no network)."""
+        entry = self._pyodide.packages.get(normalize(name))
+        return bool(entry) and is_cached(self._pyodide.cache_path(normalize(name)), entry["sha256"].lower())
 
     def lock_entry(self, name: str) -> dict[str, Any]:
         """The lock's entry for a package (a copy): version, file_name, sha256, imports, depends, ..."""
