@@ -224,3 +224,77 @@ def test_many_tasks_through_three_workers_and_a_database_restart(fleet_on, pg_cl
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM throwaway_blobs")).scalar() > 0
     engine.dispose()
+
+
+def test_two_resumes_at_once_run_the_task_once(fleet_on):
+    fleet = fleet_on(None, W_PAUSE="2")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "throwaway.cli", "run", "--app", "app.py:agent", "--id", "r1", "--mount",
+         f"{fleet.root / 'count'}:/count:rw", "-o", str(fleet.root / "out" / "r1"), "r1"],
+        env=fleet.env, cwd=fleet.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    fleet.wait_for(lambda: fleet.steps_ran("r1")["1"] == 1, 180, "step 1 to start")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert fleet.tasks()["r1"]["status"] == "interrupted"
+    resumes = [subprocess.Popen([sys.executable, "-m", "throwaway.cli", "resume", "r1"], env=fleet.env,
+                                cwd=fleet.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]
+    outputs = [r.communicate(timeout=240)[0] for r in resumes]
+    assert [r.returncode for r in resumes] == [0, 0], outputs
+    assert fleet.tasks()["r1"]["status"] == "done"
+    fleet.check_outputs("r1")
+    # Step 0 finished before the kill and never ran again; step 1 (in flight) ran again once, not twice.
+    assert fleet.steps_ran("r1") == Counter({"0": 1, "1": 2, "2": 1})
+
+
+def test_a_blob_upload_killed_midway_leaves_no_blob(postgres, tmp_path):
+    url = postgres.rsplit("/", 1)[0] + "/blobs_kill"
+    code = (
+        "import os, signal, sys\n"
+        "import sqlalchemy as sa\n"
+        "from throwaway.durable.backend import engine\n"
+        "from throwaway.durable.queue import client\n"
+        "from throwaway.store import SqlBlobStore\n"
+        f"client({url!r})\n"  # makes the database
+        f"store = SqlBlobStore(engine({url!r}))\n"
+        "@sa.event.listens_for(store.engine, 'before_cursor_execute')\n"
+        "def die(conn, cursor, statement, *args):\n"
+        "    if statement.lstrip().upper().startswith('INSERT'):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "store.put(b'x' * 5_000_000)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    from throwaway.durable.backend import engine
+    from throwaway.store import SqlBlobStore
+
+    store = SqlBlobStore(engine(url))
+    digest = __import__("hashlib").sha256(b"x" * 5_000_000).hexdigest()
+    assert not store.has(digest)
+    assert store.put(b"x" * 5_000_000) == digest and store.get(digest) == b"x" * 5_000_000
+    with pytest.raises(KeyError, match="no blob"):
+        store.get("0" * 64)
+    store.engine.dispose()
+
+
+def test_prune_removes_old_snapshots_of_finished_tasks_only(tmp_path, monkeypatch):
+    from throwaway import Agent
+    from throwaway.durable import backend
+    from throwaway.durable.prune import prune
+    from throwaway.testing import ScriptedModel, tool_call
+
+    monkeypatch.setenv("THROWAWAY_DATA", str(tmp_path / "data"))
+    rt = backend.launch(tmp_path / "data")
+    try:
+        code = "open('/output/a.txt', 'w').write('{}')"
+        agent = Agent("prune", model=ScriptedModel(lambda m, i: tool_call("execute_python", code=code.format(len(m)))
+                                                   if len(m) < 3 else "done"))
+        old = agent.run("old", task_id="old", output_dir=tmp_path / "o1")
+        assert old.status == "done"
+        before = sum(1 for _ in rt.blobs.root.glob("??/*"))
+        assert before >= 2
+        assert prune(3600)["blobs_removed"] == 0  # nothing is an hour old yet
+        counts = prune(0)
+        assert counts["tasks_pruned"] == 1 and counts["blobs_removed"] == before
+    finally:
+        backend.shutdown()

@@ -67,7 +67,7 @@ class TaskInfo:
 def _status(wf: Any, pid: int | None, worker: str | None) -> str:
     status = wf.status
     if status == "SUCCESS":
-        return (wf.output or {}).get("status", "done")
+        return (wf.output if isinstance(wf.output, dict) else {}).get("status", "done")
     if status == "PENDING":
         return "running" if pid or worker else "interrupted"
     if status in ("ENQUEUED", "DELAYED"):
@@ -232,9 +232,27 @@ def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool
         if task.status == "failed":
             handle = DBOS.fork_workflow(task.task_id, _failed_step(task.task_id))
             target["id"] = handle.workflow_id
+        elif task.status == "interrupted":
+            handle = _recover(task.task_id)
         else:
             handle = DBOS.resume_workflow(task.task_id)
         return TaskResult.from_dict(handle.get_result())
+
+
+def _recover(task_id: str) -> Any:
+    """Put an interrupted task back on its queue, once, and return a handle to it.
+
+    DBOS's recovery moves a task only while the executor that died still owns
+    it; whichever executor dequeues it next becomes its owner, so of two
+    resumes at the same moment only the first moves it, and it runs once.
+    (`DBOS.resume_workflow` would move a running task too.)
+    """
+    from dbos._dbos import _get_dbos_instance
+    from dbos._utils import INTERNAL_QUEUE_NAME
+
+    (wf,) = client().list_workflows(workflow_ids=[task_id], load_input=False, load_output=False)
+    _get_dbos_instance()._sys_db.reenqueue_for_recovery(task_id, [wf.executor_id], INTERNAL_QUEUE_NAME)
+    return DBOS.retrieve_workflow(task_id)
 
 
 def _failed_step(task_id: str) -> int:
