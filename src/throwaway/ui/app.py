@@ -200,38 +200,39 @@ def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-def _step_param(request: Request, line: timeline.Timeline) -> int:
+def _step_param(request: Request, snapshots: dict[int, str]) -> int:
     raw = request.path_params.get("step", request.query_params.get("step"))
     if raw is None:
-        return line.steps[-1].number if line.steps else 0
+        return max(snapshots, default=0)
     try:
         return int(raw)
     except ValueError:
         raise HTTPException(404, "the step is a number") from None
 
 
-def files_page(request: Request) -> Response:
+def _snapshot_of(request: Request) -> tuple[TaskInfo, int, str | None, dict[int, str]]:
+    """The task, the step asked for, the snapshot after that step (if any), and every step's snapshot."""
     ui: UI = request.app.state.ui
     task = ui.task(request.path_params["task_id"])
-    line = timeline.build(checkpoints(task.task_id))
-    step = _step_param(request, line)
-    digest = line.snapshot_at(step)
+    snapshots = timeline.snapshots_by_step(checkpoints(task.task_id))
+    step = _step_param(request, snapshots)
+    return task, step, timeline.snapshot_after(snapshots, step), snapshots
+
+
+def files_page(request: Request) -> Response:
+    ui: UI = request.app.state.ui
+    task, step, digest, snapshots = _snapshot_of(request)
     entries = []
     if digest:
         try:
             entries = ui.snapshots.tree(digest)
         except KeyError:
             raise HTTPException(404, f"the snapshot of step {step} is missing from the blob store") from None
-    return ui.page("files.html", task=task, step=step, steps=[s for s in line.steps if s.snapshot],
-                   entries=entries, digest=digest)
+    return ui.page("files.html", task=task, step=step, steps=sorted(snapshots), entries=entries, digest=digest)
 
 
-def _snapshot_of(request: Request) -> tuple[TaskInfo, int, str]:
-    ui: UI = request.app.state.ui
-    task = ui.task(request.path_params["task_id"])
-    line = timeline.build(checkpoints(task.task_id))
-    step = _step_param(request, line)
-    digest = line.snapshot_at(step)
+def _existing_snapshot(request: Request) -> tuple[TaskInfo, int, str]:
+    task, step, digest, _ = _snapshot_of(request)
     if not digest:
         raise HTTPException(404, f"task {task.task_id} has no files at step {step}")
     return task, step, digest
@@ -240,7 +241,7 @@ def _snapshot_of(request: Request) -> tuple[TaskInfo, int, str]:
 def raw_file(request: Request) -> Response:
     """One file of a snapshot: raster images inline, everything else as a download."""
     ui: UI = request.app.state.ui
-    _task, _step, digest = _snapshot_of(request)
+    _task, _step, digest = _existing_snapshot(request)
     path = "/" + request.path_params["path"]
     try:
         entry, data = ui.snapshots.file(digest, path)
@@ -257,7 +258,7 @@ def raw_file(request: Request) -> Response:
 
 def zip_file(request: Request) -> Response:
     ui: UI = request.app.state.ui
-    task, step, digest = _snapshot_of(request)
+    task, step, digest = _existing_snapshot(request)
     try:
         data = ui.snapshots.zip(digest)
     except KeyError:

@@ -87,15 +87,6 @@ class Timeline:
                 return step.snapshot
         return None
 
-    def snapshot_at(self, number: int) -> str | None:
-        """The guest's files as they were after step `number` (the latest snapshot at or before it)."""
-        found = None
-        for step in self.steps:
-            if step.number > number:
-                break
-            found = step.snapshot or found
-        return found
-
 
 def _seconds(cp: dict[str, Any]) -> float | None:
     start, end = cp.get("started_at"), cp.get("completed_at")
@@ -149,3 +140,25 @@ def build(checkpoints: list[dict[str, Any]]) -> Timeline:
         elif cp["name"] in (PREPARE_STEP, FINISH_STEP):
             continue
     return Timeline(steps=steps, errors=errors, checkpoint_count=len(checkpoints))
+
+
+def snapshots_by_step(checkpoints: list[dict[str, Any]]) -> dict[int, str]:
+    """Step number -> the snapshot taken after that step's last tool call that changed files.
+
+    Reads only the tool checkpoints (no model responses to parse): what the
+    file routes need, cheaply.
+    """
+    found: dict[int, str] = {}
+    for cp in checkpoints:
+        data = cp.get("output")
+        if cp.get("name") == TOOL_STEP and not cp.get("error") and isinstance(data, dict):
+            step, snapshot = data.get("step"), data.get("snapshot")
+            if isinstance(step, int) and isinstance(snapshot, str):
+                found[step] = snapshot
+    return found
+
+
+def snapshot_after(snapshots: dict[int, str], step: int) -> str | None:
+    """The guest's files as they were after `step`: the latest snapshot at or before it."""
+    earlier = [n for n in snapshots if n <= step]
+    return snapshots[max(earlier)] if earlier else None
