@@ -313,12 +313,14 @@ def test_no_network(sandbox, listener):
                                     "'127.0.0.1').on('connect', () => ok('connected')).on('error', no)))"), "net")
     not_capable(js_attempt(sandbox, f"import('node:http').then(h => new Promise((ok, no) => "
                                     f"h.get({url!r}, r => ok(r.statusCode)).on('error', no)))"), "net")
-    # A remote module, or a worker from a URL, is an import, also refused.
+    # A remote module, or a worker from a URL, is an import, also refused
+    # (and guest code can start no worker at all: test_guest_workers.py).
     denied(js_attempt(sandbox, f"import('{url}m.js')"), "import")
-    assert "Requires import access" in js_attempt(
+    message = js_attempt(
         sandbox, f"new Promise(ok => {{ const w = new Worker('{url}w.js', {{type: 'module'}}); "
                  "w.onerror = e => { e.preventDefault(); ok('error: ' + e.message) }; "
                  "w.onmessage = () => ok('ran') })")[1]
+    assert "Requires import access" in message or "Workers are not available" in message, message
     # EventSource connects in the background: give it time, then look at the server.
     kind, state = js_attempt(sandbox, f"new Promise(ok => {{ const s = new EventSource({url!r}); "
                                       "s.onerror = () => { s.close(); ok('error') }; s.onopen = () => ok('open') })")
@@ -461,7 +463,9 @@ def test_nested_workers_gain_nothing(sandbox, permissions):
             "w.onerror = e => { e.preventDefault(); ok('error: ' + e.message) } })")
     _kind, message = js_attempt(sandbox, code)
     assert not message.startswith("read:"), message
-    assert "Requires read access" in message or "Can't escalate parent thread permissions" in message, message
+    # No worker starts at all (test_guest_workers.py); were one to, it could not escalate.
+    assert ("Workers are not available" in message or "Requires read access" in message
+            or "Can't escalate parent thread permissions" in message), message
 
 
 def test_node_worker_threads_gain_nothing(sandbox):
@@ -538,7 +542,7 @@ JUNK = {
 def test_junk_on_the_runtimes_stdout_does_not_break_the_host(victim, write):
     sb = victim
     r = sb.exec(f"import js, asyncio\n{write}\nawait asyncio.sleep(0.3)\n'done'")  # must not raise on the host
-    assert r.json == "done" or r.restarted
+    assert r.json == "done" or r.restarted or "Workers are not available" in str(r.error), r
     assert sb.exec("6 * 7").json == 42
 
 
@@ -676,15 +680,17 @@ def test_a_killed_worker_leaves_nothing_running(victim):
     assert cpu_seconds(victim.pid, 1.0) < 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: workers guest code starts (new Worker, node:worker_threads) run on "
-                   "between cells, unmetered by any deadline, until the runtime is replaced")
 def test_no_guest_code_runs_between_cells(fresh):
+    """A Worker would run on between cells, out of reach of every deadline:
+    guest code cannot start one, and the idle runtime uses no CPU. (Timers,
+    asyncio tasks and work handed to Deno's threads: test_guest_workers.py.)"""
     sb = fresh()
-    r = sb.exec("import js\nfor _ in range(2):\n"
-                "    js.eval(\"new Worker('data:text/javascript,while (true) {}', {type: 'module'})\")\n'started'")
-    assert r.json == "started"
-    time.sleep(0.3)
-    assert cpu_seconds(sb.pid, 1.0) < 0.3
+    r = sb.exec("import js\nerrors = []\nfor _ in range(2):\n    try:\n"
+                "        js.eval(\"new Worker('data:text/javascript,while (true) {}', {type: 'module'})\")\n"
+                "    except Exception as e:\n        errors.append(str(e))\nerrors")
+    assert len(r.json) == 2 and all("Workers are not available" in e for e in r.json), r.json
+    time.sleep(1.0)
+    assert cpu_seconds(sb.pid, 2.0) < 0.3
 
 
 def test_javascript_heap_bomb(victim, sandbox):

@@ -5,6 +5,7 @@
 // Messages from the worker are untrusted (guest code can post anything through
 // `js.postMessage`): each is checked before anything acts on it.
 
+import process from "node:process";
 import { createChannel, DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
 
 const encoder = new TextEncoder();
@@ -167,6 +168,7 @@ function makeSnapshot() {
 
 function start() {
   ready = false;
+  unwatchIdle(); // a worker's boot is not idle
   Atomics.store(interrupt, 0, 0); // a stop meant for the old worker must not hit the new one
   ch = createChannel();
   // The worker reads the snapshot itself, while it loads Pyodide, unless we
@@ -208,6 +210,7 @@ async function listen(w, c) {
 function onReady() {
   ready = true;
   snapshot = null;
+  if (!current) watchIdle();
   if (firstBoot) {
     firstBoot = false;
     send({ t: "ready" });
@@ -328,6 +331,7 @@ function finish(fields) {
   current = null;
   clearTimeout(c.softTimer);
   clearTimeout(c.hardTimer);
+  watchIdle();
   clearTimeout(c.lateTimer);
   send({ t: "result", id: c.id, limit: c.reason ?? null, ...fields });
 }
@@ -381,6 +385,7 @@ function onExec(h) {
     send({ t: "result", id: h.id, limit: null, r: JSON.stringify({ error: { type: "RuntimeError", message: "busy: an exec is already running", traceback: "" } }) });
     return;
   }
+  unwatchIdle();
   current = {
     id: h.id,
     reason: null,
@@ -417,6 +422,47 @@ function onHost(header, payload) {
       Deno.exit(0);
   }
   send({ t: "error", message: `bad message from host: ${String(header.t).slice(0, 50)}` });
+}
+
+// --- idle watch ----------------------------------------------------------------
+
+// Between cells the runtime uses no CPU: the worker sleeps (see `serve` in
+// worker.js) and guest code can start no threads. What could still run is work
+// guest code handed to Deno's own threads and did not wait for (node:crypto's
+// pbkdf2 with 2e9 rounds: an hour of a core). Nothing stops that but the end
+// of the process. So while no cell runs, the process's CPU time (all threads)
+// is sampled, and past IDLE_CPU in any IDLE_WINDOW the runtime ends itself; the
+// host starts a new one for the next cell, which says `restarted`.
+const IDLE_WINDOW = 2000; // ms
+const IDLE_CPU = 300_000; // us
+const IDLE_TICK = 500; // ms
+let idleWatch = null;
+
+function cpuTime() {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+function watchIdle() {
+  if (idleWatch !== null) return;
+  const samples = [[performance.now(), cpuTime()]];
+  idleWatch = setInterval(() => {
+    const now = [performance.now(), cpuTime()];
+    samples.push(now);
+    while (now[0] - samples[0][0] > IDLE_WINDOW + IDLE_TICK / 2) samples.shift();
+    const used = now[1] - samples[0][1];
+    if (used > IDLE_CPU) {
+      const wall = (now[0] - samples[0][0]) / 1000;
+      console.error(`throwaway: work guest code left running used ${(used / 1e6).toFixed(2)} s of CPU ` +
+        `in ${wall.toFixed(1)} s between cells; the runtime ended itself`);
+      Deno.exit(0);
+    }
+  }, IDLE_TICK);
+}
+
+function unwatchIdle() {
+  clearInterval(idleWatch);
+  idleWatch = null;
 }
 
 // --- boot ----------------------------------------------------------------------

@@ -115,17 +115,38 @@ async function exec(m) {
   post({ t: "result", id: m.id, json });
 }
 
-// Wait for commands without blocking the thread, so that guest asyncio tasks
-// left running by a cell go on between cells.
+// Wait for commands with this thread asleep (Atomics.wait, not waitAsync):
+// between cells nothing runs here, neither the JS timers, callbacks and
+// promise jobs guest code left behind nor its asyncio tasks. They are held,
+// not dropped: they go on while a later cell awaits something.
 async function serve() {
   const { ctl } = ch;
   let seen = 0;
   for (;;) {
-    const w = Atomics.waitAsync(ctl, DOWN, seen);
-    if (w.async) await w.value;
+    while (Atomics.load(ctl, DOWN) === seen) {
+      if (Atomics.load(ctl, DEAD)) return;
+      Atomics.wait(ctl, DOWN, seen);
+    }
     seen = Atomics.load(ctl, DOWN);
     const m = JSON.parse(decoder.decode(new Uint8Array(ch.down).slice(0, ctl[DOWN_LEN])));
     if (m.t === "exec") await exec(m);
+  }
+}
+
+// Guest code may start no threads: a thread would run on between cells, out
+// of reach of every deadline, and one stuck in JS code cannot be stopped
+// short of ending the process (see `retire` in main.js). The two ways to
+// start one, the web Worker and node:worker_threads' Worker, are classes
+// whose constructors call super() first: each gets a parent that throws and
+// is frozen, so no reference to it (the global, an import, require, a
+// subclass, Reflect.construct) can start a thread.
+async function closeThreads() {
+  const noThreads = function Worker() {
+    throw new TypeError("Workers are not available in the sandbox: guest code runs on one thread, in its cells");
+  };
+  for (const W of [globalThis.Worker, (await import("node:worker_threads")).Worker]) {
+    Object.setPrototypeOf(W, noThreads);
+    Object.freeze(W);
   }
 }
 
@@ -155,6 +176,7 @@ async function init(m) {
   hostfs = createHostFS(py.FS, callHost, errnoCodes);
   py.registerJsModule("_throwaway_host", { call: hostCall, mount: mountHost });
   runCell = py.pyimport("_throwaway").run_cell;
+  await closeThreads();
   postMessage({ t: "ready" });
   serve();
 }
