@@ -6,8 +6,11 @@ A model name is ``provider:model``:
 - ``openai:gpt-5`` (key in ``OPENAI_API_KEY``; OpenAI's Responses API)
 - ``openai-compatible:llama3.1@http://localhost:11434/v1`` for any server that
   speaks OpenAI's Chat Completions (Ollama, vLLM, llama.cpp); without
-  ``@url`` the base URL comes from ``OPENAI_BASE_URL``, and the key (if the
-  server wants one) from ``OPENAI_API_KEY``
+  ``@url`` the base URL comes from ``OPENAI_BASE_URL``. The key (if the
+  server wants one) comes from ``THROWAWAY_OPENAI_COMPATIBLE_API_KEY``, or
+  from ``OPENAI_API_KEY`` only when the URL came from ``OPENAI_BASE_URL``
+  (set together, they name one server): a key never goes to a host it was
+  not meant for. ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID`` are not sent.
 - any other ``provider:model`` pydantic-ai knows, configured as it documents
 
 The name comes from ``--model``, else ``THROWAWAY_MODEL``, else a default for
@@ -16,9 +19,13 @@ whichever of ``ANTHROPIC_API_KEY`` / ``OPENAI_API_KEY`` is set.
 
 from __future__ import annotations
 
+import json
 import os
 
 from pydantic_ai.models import Model
+
+# The key an openai-compatible server gets, whatever its URL.
+COMPATIBLE_KEY = "THROWAWAY_OPENAI_COMPATIBLE_API_KEY"
 
 # The model used when only a provider's key is configured.
 DEFAULT_MODELS = {
@@ -36,12 +43,51 @@ Choose a model with --model or THROWAWAY_MODEL, and put its key in the environme
   A local OpenAI-compatible server (Ollama, vLLM, llama.cpp):
               throwaway run --model openai-compatible:llama3.1@http://localhost:11434/v1 "..."
               (or export OPENAI_BASE_URL=http://localhost:11434/v1 and --model openai-compatible:llama3.1)
+              A key it needs goes in THROWAWAY_OPENAI_COMPATIBLE_API_KEY (OPENAI_API_KEY only with OPENAI_BASE_URL).
 
 With only ANTHROPIC_API_KEY or OPENAI_API_KEY set, that provider's default model is used."""
 
 
 class ModelNotConfigured(RuntimeError):
     """No usable model: the message says how to configure one."""
+
+
+class ModelFailed(RuntimeError):
+    """The model could not be asked: its server is unreachable, or answered with an error.
+
+    The message is one line: which model and URL, and what went wrong.
+    """
+
+
+def model_failure(model: Model, label: str, error: BaseException, attempts: int = 1) -> ModelFailed:
+    """A `ModelFailed` that says which model (`label`, at its URL) failed, how, and after how many attempts."""
+    from pydantic_ai.exceptions import ModelAPIError, ModelHTTPError
+
+    name = label.partition("@")[0] or f"{model.system}:{model.model_name}"
+    where = f"model {name}" + (f" at {model.base_url}" if model.base_url else "")
+    if isinstance(error, ModelHTTPError):
+        body = error.body if isinstance(error.body, str) else json.dumps(error.body, default=str)
+        what = f"answered HTTP {error.status_code}" + (f": {_one_line(body, 200)}" if error.body else "")
+    elif isinstance(error, ModelAPIError) and "connect" in type(error).__name__.lower() + str(error).lower():
+        what = f"could not be reached ({_one_line(str(_root_cause(error)), 200)})"
+    else:
+        what = f"failed: {type(error).__name__}: {_one_line(str(error), 300)}"
+    tries = f" ({attempts} attempts)" if attempts > 1 else ""
+    return ModelFailed(f"the {where} {what}{tries}")
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost cause (the socket's error, not the SDK's "Connection error.")."""
+    seen = {id(error)}
+    while error.__cause__ is not None and id(error.__cause__) not in seen and len(seen) < 20:
+        error = error.__cause__
+        seen.add(id(error))
+    return error
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _registry: dict[str, Model] = {}
@@ -111,16 +157,23 @@ def _key(variable: str, name: str) -> str:
 
 
 def _openai_compatible(name: str, spec: str) -> Model:
+    from openai import Omit
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    model_name, _, base_url = spec.partition("@")
-    base_url = base_url or os.environ.get("OPENAI_BASE_URL", "")
+    model_name, _, explicit_url = spec.partition("@")
+    base_url = explicit_url or os.environ.get("OPENAI_BASE_URL", "")
     if not base_url:
         raise ModelNotConfigured(
             f"Model {name!r} needs a server: write openai-compatible:{model_name}@http://host:port/v1 "
             "or export OPENAI_BASE_URL.\n\n" + HOW_TO_CONFIGURE
         )
-    # Local servers mostly ignore the key, but the client insists on one.
-    api_key = os.environ.get("OPENAI_API_KEY") or "not-needed"
-    return OpenAIChatModel(model_name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+    # A key goes only where it was meant to: OPENAI_API_KEY belongs with
+    # OPENAI_BASE_URL (or with OpenAI), never with a URL written in the name.
+    api_key = os.environ.get(COMPATIBLE_KEY) or (None if explicit_url else os.environ.get("OPENAI_API_KEY"))
+    # Local servers mostly ignore the key, but the client insists on one. No
+    # organization or project headers: the client reads those from the
+    # environment too, and would send them along.
+    provider = OpenAIProvider(base_url=base_url, api_key=api_key or "not-needed")
+    client = provider.client.copy(default_headers={"OpenAI-Organization": Omit(), "OpenAI-Project": Omit()})
+    return OpenAIChatModel(model_name, provider=OpenAIProvider(openai_client=client))

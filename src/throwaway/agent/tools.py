@@ -17,6 +17,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
+from .clipping import clip
 from .library import Library
 
 if TYPE_CHECKING:
@@ -106,15 +107,23 @@ class ToolResult:
 
 
 def run_tool(name: str, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    """Run tool `name` with the model's `args`; a bad call comes back as an error for the model."""
+    """Run tool `name` with the model's `args`; a bad call comes back as an error for the model.
+
+    A text answer (an error above all) is clipped to `MAX_STREAM_CHARS`: it
+    goes into the next prompt and into the step's checkpoint.
+    """
     tool = _TOOLS.get(name)
     if tool is None:
-        return ToolResult(f"Error: there is no tool {name!r}; the tools are {', '.join(TOOL_NAMES)}.", ok=False)
+        return ToolResult(clip(f"Error: there is no tool {name!r}; the tools are {', '.join(TOOL_NAMES)}."),
+                          ok=False)
     params = _TOOL_PARAMS[name]
     if not isinstance(args, dict) or any(not isinstance(args.get(p), str) for p in params):
         got = sorted(args) if isinstance(args, dict) else type(args).__name__
-        return ToolResult(f"Error: {name} needs {', '.join(params)} (strings); got {got}.", ok=False)
-    return tool(ctx, *(args[p] for p in params))
+        return ToolResult(clip(f"Error: {name} needs {', '.join(params)} (strings); got {got}."), ok=False)
+    result = tool(ctx, *(args[p] for p in params))
+    if isinstance(result.content, str):
+        result.content = clip(result.content)
+    return result
 
 
 def execute_python(ctx: ToolContext, code: str) -> ToolResult:
@@ -130,8 +139,8 @@ def execute_python(ctx: ToolContext, code: str) -> ToolResult:
         content["value"] = _clip(result.value)
     if result.error is not None:
         content["error"] = {
-            "type": result.error.type,
-            "message": result.error.message,
+            "type": _clip(result.error.type, 200),
+            "message": _clip(result.error.message),
             "traceback": _clip(result.error.traceback),
         }
     if result.limit:
@@ -213,7 +222,4 @@ def media_type_of(path: str, data: bytes) -> str | None:
 
 
 def _clip(text: str, limit: int = MAX_STREAM_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    head, tail = text[: limit * 3 // 4], text[-limit // 4:]
-    return f"{head}\n... [{len(text) - len(head) - len(tail)} characters cut] ...\n{tail}"
+    return clip(text, limit)

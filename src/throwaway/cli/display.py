@@ -24,6 +24,8 @@ import click
 
 from throwaway.agent.events import Event
 
+from .terminal import plain
+
 MAX_LINES = 40
 _PROGRESS = re.compile(r"^(Loading|Loaded|Installing|Installed|Downloading|Fetching) ")
 
@@ -56,6 +58,8 @@ class Printer:
             handler(event)
 
     def line(self, text: str = "", **style: Any) -> None:
+        """Print one line; what it holds came from the guest or the model, so its control sequences go first."""
+        text = plain(text)
         self._echo(click.style(text, **style) if style else text, color=self.color)
 
     # --- handlers ------------------------------------------------------------
@@ -165,6 +169,8 @@ class Printer:
                 self.line(f"✓ {os.path.relpath(path, e.get('output_dir') or '.')}", fg="green")
 
     def on_error(self, e: Event) -> None:
+        if not e.get("step_name"):
+            return  # the task's own failure: the command that ran it says so, in one line
         self.line()
         self.line(f"Step failed ({e.get('step_name')}): {e.get('error')}", fg="red")
 

@@ -12,6 +12,8 @@ from throwaway.sandbox import Limits, Sandbox
 from throwaway.sandbox.packages import PackageError, PackageGateway
 from throwaway.sandbox.runtime import PYODIDE_VERSION, SetupError, ensure_runtime
 
+from .terminal import plain
+
 
 @click.command()
 @click.option("--package", "packages", multiple=True, metavar="NAME",
@@ -70,7 +72,8 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool,
         raise click.UsageError("give the code as an argument or with --file")
 
     def echo(stream: str, text: str) -> None:
-        (sys.stdout if stream == "stdout" else sys.stderr).write(text)
+        # The guest's text, without the escape sequences that would drive the terminal.
+        (sys.stdout if stream == "stdout" else sys.stderr).write(plain(text))
 
     try:
         with Sandbox(limits=Limits(timeout=timeout, memory_mb=memory_mb), fs=fs) as sb:
@@ -83,11 +86,11 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool,
     else:
         sys.stdout.flush()
         if r.value is not None:
-            click.echo(r.value)
+            click.echo(plain(r.value))
         if r.error is not None:
-            click.echo((r.error.traceback or str(r.error)).rstrip(), err=True)
+            click.echo(plain(r.error.traceback or str(r.error)).rstrip(), err=True)
         for file in copied:
-            click.echo(f"wrote {file}", err=True)
+            click.echo(plain(f"wrote {file}"), err=True)
     sys.exit(0 if r.ok else 1)
 
 

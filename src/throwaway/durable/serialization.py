@@ -1,38 +1,147 @@
-"""How checkpoints are written: plain JSON, readable by anyone with the database."""
+"""How checkpoints are written: plain JSON, readable by anyone with the database, and never unpickled.
+
+A checkpoint is data a process reads back and acts on; whoever can write to
+the database must not be able to run code in the process that resumes a task.
+So workflow inputs, outputs and step outputs are JSON text, the errors DBOS
+records for failed steps are JSON too (their type's name and a clipped
+message), and a row in any other form, a pickled one above all, is refused
+with an error that says so. DBOS's own pickle serializer, which it would use
+for a row marked ``py_pickle`` whatever serializer it was given, is replaced
+by one that refuses as well.
+"""
 
 from __future__ import annotations
 
-import base64
+import builtins
+import contextlib
 import json
-import pickle
 from typing import Any
 
 from dbos import Serializer
 
-# An exception DBOS records for a failed step cannot be JSON; it is pickled
-# behind this marker, which no JSON document can start with.
-_PICKLED = "!pickle:"
+from throwaway.agent.clipping import clip
+from throwaway.agent.models import ModelFailed
+
+# A recorded exception: this marker, then a JSON object. No JSON document
+# starts with "!", so it cannot be mistaken for a step's output.
+_ERROR = "!error:"
+
+# The longest error message a checkpoint keeps.
+MAX_ERROR_CHARS = 10_000
+
+# Our own exceptions that come back as themselves (the CLI tells them apart);
+# any other recorded exception comes back as a `RecordedError` of the same name.
+_REBUILT: dict[str, type[BaseException]] = {f"{ModelFailed.__module__}.{ModelFailed.__qualname__}": ModelFailed}
+
+
+class CheckpointNotJson(ValueError):
+    """A checkpoint that is not JSON: refused, never unpickled."""
+
+
+class RecordedError(Exception):
+    """A failed step's exception as a checkpoint keeps it: its type's name and message.
+
+    Read back, it is an instance of a subclass named like the original
+    (``type(e).__name__`` is ``"DBOSMaxStepRetriesExceeded"``), with the
+    original's module in `module`.
+    """
+
+    module = ""
 
 
 class JsonSerializer(Serializer):
-    """DBOS serializer that stores workflow inputs, outputs and step outputs as JSON.
+    """DBOS serializer that stores workflow inputs, outputs, step outputs and errors as JSON.
 
     Our steps return plain JSON data by contract, so their checkpoints are JSON
     text a person (or `throwaway show`) can read straight from the database.
-    Anything JSON cannot hold (in practice only the exceptions DBOS records for
-    failed steps) falls back to pickle behind a marker.
+    Making one also shuts DBOS's pickle serializer (see the module's docs).
     """
 
+    def __init__(self) -> None:
+        refuse_pickled_rows()
+
     def serialize(self, data: Any) -> str:
+        if isinstance(data, BaseException):
+            return _ERROR + json.dumps(_error_data(data), ensure_ascii=False)
         try:
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError):
-            return _PICKLED + base64.b64encode(pickle.dumps(data)).decode()
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"a checkpoint must be plain JSON data; {type(data).__name__} is not ({e})") from None
 
     def deserialize(self, serialized_data: str) -> Any:
-        if serialized_data.startswith(_PICKLED):
-            return pickle.loads(base64.b64decode(serialized_data[len(_PICKLED):]))
-        return json.loads(serialized_data)
+        if serialized_data.startswith(_ERROR):
+            try:
+                return _error_from(json.loads(serialized_data[len(_ERROR):]))
+            except (ValueError, TypeError, KeyError) as e:
+                raise CheckpointNotJson(f"a recorded error in the task database is damaged: {e}") from None
+        try:
+            return json.loads(serialized_data)
+        except ValueError:
+            raise CheckpointNotJson(_not_json(serialized_data)) from None
 
     def name(self) -> str:
         return "throwaway_json"
+
+
+class _RefusePickle(Serializer):
+    """Stands in for DBOS's pickle serializer: rows it would unpickle are refused."""
+
+    def serialize(self, data: Any) -> str:
+        raise TypeError("throwaway writes JSON checkpoints only, never pickles")
+
+    def deserialize(self, serialized_data: str) -> Any:
+        raise CheckpointNotJson(_not_json(serialized_data, pickled=True))
+
+    def name(self) -> str:
+        return "py_pickle"  # the name DBOS marks pickled rows with
+
+
+def refuse_pickled_rows() -> None:
+    """Make DBOS refuse rows marked as pickled instead of unpickling them (idempotent).
+
+    DBOS picks the deserializer by the name stored in each row, and looks its
+    pickle serializer up in its module at each call, so replacing it there
+    covers every read of workflow inputs, outputs, step outputs and errors.
+    """
+    from dbos import _serialization
+
+    if not isinstance(_serialization.DBOSDefaultSerializer, _RefusePickle):
+        _serialization.DBOSDefaultSerializer = _RefusePickle()
+
+
+def _not_json(text: str, pickled: bool = False) -> str:
+    what = "marked as pickled" if pickled else "pickled" if text.startswith(("gA", "!pickle:")) else "not JSON"
+    return (f"a checkpoint in the task database is {what} ({text[:24]!r}...); throwaway reads JSON checkpoints "
+            "only and never unpickles. The row was not written by this version of throwaway: remove the task "
+            "or the database")
+
+
+def _error_data(error: BaseException) -> dict[str, str]:
+    message = _message(error)
+    # DBOS's "exceeded its maximum of 3 retries" says nothing of why: keep the last reason.
+    errors = getattr(error, "errors", None)
+    if isinstance(errors, list) and errors and isinstance(errors[-1], BaseException):
+        message += f" (last: {type(errors[-1]).__name__}: {_message(errors[-1])})"
+    return {"type": type(error).__qualname__, "module": type(error).__module__,
+            "message": clip(message, MAX_ERROR_CHARS)}
+
+
+def _message(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not stop the checkpoint
+        return repr(type(error))
+
+
+def _error_from(data: dict[str, Any]) -> BaseException:
+    type_name, module, message = str(data["type"]), str(data.get("module", "")), str(data["message"])
+    rebuilt = _REBUILT.get(f"{module}.{type_name}")
+    if rebuilt is not None:
+        return rebuilt(message)
+    builtin = getattr(builtins, type_name, None) if module == "builtins" else None
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        with contextlib.suppress(Exception):  # a builtin that wants other arguments falls through
+            return builtin(message)
+    # A class named after the original, made here: nothing is imported or run.
+    cls = type(type_name.rpartition(".")[2] or "RecordedError", (RecordedError,), {"module": module})
+    return cls(message)
