@@ -28,11 +28,10 @@ from starlette.testclient import TestClient
 from throwaway import Agent
 from throwaway.durable import backend, checkpoints, get_task
 from throwaway.fs import MountSpec
-from throwaway.testing import ScriptedModel, tool_call
+from throwaway.testing import ScriptedModel, ScriptExhausted, tool_call
 from throwaway.ui import create_app
 from throwaway.ui.files import Snapshots, safe_zip_name, sniff_image
 from throwaway.ui.security import PAGE_POLICY
-
 
 # The seed's picture, made without Pillow (the sandbox has no package mirror in CI):
 # a PNG written by hand with zlib, the IP drawn as bars of its octets.
@@ -112,7 +111,7 @@ def made(tmp_path_factory):
     assert picture.status == "done", picture
 
     failing = Agent("ui-failing", model=ScriptedModel([tool_call("execute_python", code="print('only step')")]))
-    with pytest.raises(Exception):  # the script runs out at step 2: the model step raises
+    with pytest.raises(ScriptExhausted):  # the script runs out at step 2: the model step raises
         failing.run("a task that fails", task_id="ui-failed-task", output_dir=tmp / "out2")
     yield {"rt": rt, "picture": picture.task_id, "failed": "ui-failed-task", "tmp": tmp}
     backend.shutdown()
@@ -537,6 +536,11 @@ def _status(url: str) -> int | None:
         return None
 
 
-def test_layers_hold_the_ui_under_the_command_line():
-    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
-    assert '"throwaway.demo | throwaway.testing | throwaway.ui"' in text
+def test_layers_hold_the_ui_under_the_command_line_and_over_durable():
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    (contract,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    layers = [[m.strip() for m in layer.split("|")] for layer in contract["layers"]]
+    where = {module: i for i, layer in enumerate(layers) for module in layer}
+    assert where["throwaway.cli"] < where["throwaway.ui"] < where["throwaway.durable"]

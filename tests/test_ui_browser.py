@@ -151,12 +151,22 @@ def test_watch_live_then_cancel_resume_and_fork_by_clicking(server, page):
     assert page.locator("#task-status").inner_text() == "running"
     page.screenshot(path=str(ARTIFACTS / "task-running.png"), full_page=True)
 
+    # The task list, open in another tab, shows it running, and follows it without a reload.
+    listing = page.context.new_page()
+    listing.goto(server["url"] + "/")
+    row = listing.locator("tbody tr", has_text=task_id)
+    assert row.locator(".badge").inner_text() == "running"
+    listing.evaluate("window.notReloaded = true")
+
     page.click("text=Cancel…")
     page.click("#confirm")
     server["release"].set()
     # The open page hears the status change over server-sent events and reloads when the task ends.
     page.wait_for_selector("#task-status.cancelled", timeout=60_000)
     assert get_task(task_id).status == "cancelled"
+    listing.wait_for_selector(f"tbody tr:has-text('{task_id}') .badge.cancelled", timeout=30_000)
+    assert listing.evaluate("window.notReloaded") is True
+    listing.close()
 
     page.click("text=Resume…")
     page.click("#confirm")
