@@ -265,7 +265,8 @@ class Session:
                     result.restarted = result.restarted or fresh
                     return result
                 elif msg.type == "warn":
-                    self.warnings.append(msg.get("message", str, ""))
+                    if len(self.warnings) < 100:  # a runtime's own notes; never a flood
+                        self.warnings.append(msg.get("message", str, "")[:1000])
                 elif msg.type == "fatal":
                     raise RuntimeDied(msg.get("message", str, "the runtime failed"))
         except RuntimeDied as died:
