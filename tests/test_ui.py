@@ -467,6 +467,42 @@ def test_start_watch_live_cancel_resume_and_fork(made, tmp_path):
         assert "step one ran" in fork_page and "step two ran" in fork_page
 
 
+def test_a_running_cells_output_streams_live(made, tmp_path):
+    hold = threading.Event()
+    agent = Agent("ui-output", model=ScriptedModel([
+        tool_call("execute_python", code="print('halfway <b>there</b>')\nopen('/data/hold').read()\nprint('finished')"),
+        "ok",
+    ]))
+
+    @agent.fs.file("/data/hold")
+    def held() -> str:
+        hold.wait(60)  # the cell waits here, having printed its first line
+        return "go"
+
+    task_id = "ui-live-output"
+    thread = threading.Thread(target=agent.run, args=("print slowly",),
+                              kwargs={"task_id": task_id, "output_dir": tmp_path / "out"})
+    thread.start()
+    try:
+        wait_for(lambda: status_of(task_id) == "running" and len(checkpoints(task_id)) >= 2, what="the cell")
+        with TestClient(create_app(), base_url=LOOPBACK) as c:
+            with c.stream("GET", f"/tasks/{task_id}/events", params={"seen": 0}) as stream:
+                name = None
+                for line in stream.iter_lines():
+                    if line.startswith("event: "):
+                        name = line.removeprefix("event: ")
+                    elif line.startswith("data: ") and name == "output":
+                        printed = json.loads(line.removeprefix("data: "))
+                        break
+        assert printed["step"] == 1 and printed["stream"] == "stdout"
+        assert printed["text"].startswith("halfway <b>there</b>")  # JSON text; the page sets it as textContent
+        assert "finished" not in printed["text"]
+    finally:
+        hold.set()
+        thread.join(120)
+    assert status_of(task_id) == "done"
+
+
 def test_resume_a_failed_task_forks_it(made):
     with TestClient(create_app(), base_url=LOOPBACK) as c:
         task = made["failed"]

@@ -20,6 +20,19 @@ function followTask(main) {
     }
     changed = true;
   });
+  source.addEventListener("output", (event) => {
+    // What a running cell prints, as it prints it: text only, never markup.
+    const printed = JSON.parse(event.data);
+    const step = document.getElementById("step-" + printed.step);
+    if (!step) return;
+    let live = step.querySelector("pre.live-output");
+    if (!live) {
+      live = document.createElement("pre");
+      live.className = "live-output";
+      step.appendChild(live);
+    }
+    live.textContent += printed.text;
+  });
   source.addEventListener("status", (event) => {
     const status = JSON.parse(event.data).status;
     const badge = document.getElementById("task-status");
