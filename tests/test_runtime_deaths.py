@@ -444,3 +444,16 @@ def test_runtime_killed_at_random_moments_every_task_still_ends_done(data, sandb
         for n in range(1, CELLS + 1):
             assert (out / f"f{n}.txt").read_text() == expected(n)
     print(f"{killer.kills} kills; steps per task {[r.steps for r in results]}; cells asked again: {FAILED_CELLS}")
+
+
+def test_a_task_fails_only_when_no_runtime_starts_and_says_so(doom, data, tmp_path):
+    from throwaway import Agent
+    from throwaway.durable import get_task, list_tasks
+
+    doom(spawned, times=10**6)
+    agent = Agent("no-runtime", model=ScriptedModel([tool_call("execute_python", code="1"), "done"]))
+    message = f"could not start the sandbox runtime after {BOOT_TRIES} tries: runtime exited"
+    with pytest.raises(SandboxError, match=message):
+        agent.run("go", output_dir=tmp_path / "out")
+    [task] = list_tasks()
+    assert get_task(task.task_id).status == "failed" and message in task.error
