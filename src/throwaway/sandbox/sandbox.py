@@ -151,6 +151,9 @@ class Sandbox(_Base):
 
     Globals persist across `exec` calls. Guest faults (exceptions, limits)
     come back in the result; only a broken sandbox raises `SandboxError`.
+    A runtime that dies is replaced (up to three in a row): the new one gets
+    the mounts and the last snapshot's files, the sandbox's own work is done
+    again, and a cell the death cut short comes back as `SandboxCrashed`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
