@@ -108,6 +108,7 @@ def test_python_block(example: CodeExample, eval_example: EvalExample, folder):
         assert got == expected, f"README line {example.start_line + line}: {expression} is {got!r}, not {expected!r}"
 
 
+@pytest.mark.slow
 def test_the_agent_block_ran_the_task_against_the_scripted_model(eval_example, folder):
     """The README's Agent example really ran a task, and got the scripted model's answer and picture."""
     index = next(i for i, e in enumerate(PYTHON_BLOCKS) if "agent.run(" in e.source)

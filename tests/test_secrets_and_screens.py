@@ -142,6 +142,9 @@ def test_guest_escape_sequences_never_reach_run_or_show(cli):
         assert "evil" in out and "All done, really." in out
         assert_no_controls(out)
     assert ran.exit_code == 0, ran.output
+    listed = cli("tasks").output  # the prompt, as whoever submitted it wrote it
+    assert "Print something" in listed
+    assert_no_controls(listed)
 
 
 def test_exec_output_has_no_escape_sequences(tmp_path, monkeypatch):

@@ -181,7 +181,7 @@ def _follow(task_id: str, poll: float = 0.5) -> int:
             shown = max(shown, len(recorded))
             if ended:
                 if task.error:
-                    click.echo(f"Error: {task.error}", err=True)
+                    click.echo(plain(f"Error: {task.error}"), err=True)
                 return 0 if task.status == "done" else 3
             time.sleep(poll)
 
@@ -205,7 +205,7 @@ def tasks(limit: int, as_json: bool) -> None:
     for t in found:
         steps = (t.output or {}).get("steps", "")
         created = t.created_at.strftime("%Y-%m-%d %H:%M") if t.created_at else ""
-        prompt = " ".join(t.prompt.split())
+        prompt = " ".join(plain(t.prompt).split())  # whoever submitted it, it cannot drive this terminal
         prompt = prompt if len(prompt) <= 60 else prompt[:57] + "..."
         click.echo(f"{t.task_id:<14}{click.style(f'{t.status:<13}', fg=_COLORS.get(t.status))}"
                    f"{steps!s:>5}  {created:<17}{prompt}{_where(t)}")
