@@ -99,6 +99,13 @@ def test_several_calls_in_one_wrapper_and_repeats_dropped():
     assert [(c.tool, c.args) for c in calls] == [("help", one["arguments"]), ("describe", two["arguments"])]
 
 
+def test_a_docstring_inside_triple_quoted_code_stays_in_it():
+    code = 'def f():\n    """Say hi."""\n    return "hi"\n\nprint(f())\n'
+    text = '```json\n{"name": "execute_python", "arguments": {"code": """\n' + code + '"""}}\n```'
+    calls, _ = textcalls.parse(text, TOOL_NAMES)
+    assert [c.args for c in calls] == [{"code": code}]
+
+
 def test_plain_answers_are_not_calls():
     for text in ("The total is 42.", "Two blocks:\n```python\n1\n```\n```python\n2\n```", '{"total": 42}',
                  "```json\n{\"region\": \"north\", \"total\": 17}\n```"):

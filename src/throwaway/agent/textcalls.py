@@ -39,7 +39,9 @@ from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 WRAPPERS = ("tool_call", "tool_calls", "tools", "function_call", "functioncall")
 _FENCE = re.compile(r"(?P<indent>^[ \t]*)```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^[ \t]*```[ \t]*$",
                     re.DOTALL | re.MULTILINE)
-_TRIPLE = re.compile(r'("""|\'\'\')(.*?)\1', re.DOTALL)
+# A triple-quoted value ends at the quotes that close the value (a comma or bracket follows), so
+# docstrings inside the code stay in it.
+_TRIPLE = re.compile(r'("""|\'\'\')(.*?)\1(?=\s*[,}\]])', re.DOTALL)
 _CALL_HINT = re.compile(r'["\']name["\']\s*:\s*["\'](?P<name>[\w.]+)["\']')
 
 
