@@ -306,3 +306,54 @@ def test_a_runaway_call_fails_the_step_and_the_task_resumes(data, tmp_path):
     Agent("runaway", model=ScriptedModel(script), model_timeout=1)
     result = resume_task("runaway-1")
     assert result.status == "done" and result.answer == "hello"
+
+
+# --- the command line ------------------------------------------------------------------
+
+APP = '''
+from throwaway import Agent
+from throwaway.testing import ScriptedModel
+
+agent = Agent("cli-bounds", model=ScriptedModel(["<tools>{broken</tools>", "", "<execute_python>"]))
+'''
+
+
+def test_run_takes_the_bounds_and_text_call_flags_and_says_how_it_ended(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from throwaway.cli import main
+
+    (tmp_path / "bounds_app.py").write_text(APP)
+    monkeypatch.setenv("THROWAWAY_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    try:
+        result = runner.invoke(main, ["run", "--app", "bounds_app.py:agent", "--id", "bounds-1", "--max-tokens", "77",
+                                      "--model-timeout", "9", "--no-text-tool-calls", "hi"], catch_exceptions=False)
+        assert result.exit_code == 3, result.output
+        assert result.output.count("No usable reply") == 2
+        assert "Ended: failed: the reply looks like a tool call written as text that could not be read" in result.output
+        shown = json.loads(runner.invoke(main, ["show", "--json", "bounds-1"], catch_exceptions=False).output)
+    finally:
+        backend.shutdown()
+    assert shown["status"] == "failed" and shown["result"]["reason"].endswith("(3 times in a row)")
+    spec = shown["spec"]
+    assert (spec["max_tokens"], spec["model_timeout"], spec["text_tool_calls"]) == (77, 9, False)
+
+
+def test_a_live_line_counts_the_seconds_while_the_model_thinks(capsys):
+    import time
+
+    printed: list[str] = []
+    printer = Printer(echo=lambda s="", **_: printed.append(s), live=True)
+    printer({"type": "thinking", "step": 3})
+    seen = ""
+    deadline = time.monotonic() + 10
+    while "thinking… 1 s" not in seen and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen += capsys.readouterr().err
+    printer({"type": "model", "step": 3, "stop_reason": "end_turn", "text": "hi", "tool_calls": [],
+             "seconds": 1.2, "usage": {"input_tokens": 1200, "output_tokens": 34}})
+    seen += capsys.readouterr().err
+    assert "\rStep 3: the model is thinking… 1 s" in seen and seen.endswith("\r\033[K")  # wiped when it answered
+    assert click.unstyle(printed[2]) == "Stop reason: end_turn · 1.2 s · 1,200 in / 34 out tokens"
