@@ -503,6 +503,49 @@ def test_a_running_cells_output_streams_live(made, tmp_path):
     assert status_of(task_id) == "done"
 
 
+CRASH_APP = """
+import os, time
+from throwaway import Agent
+from throwaway.testing import ScriptedModel, tool_call
+
+def second(messages, info):
+    if os.environ.get("UI_HANG"):
+        open(os.environ["UI_READY"], "w").close()
+        time.sleep(600)
+    return "Resumed and done."
+
+agent = Agent("ui-crash", model=ScriptedModel([tool_call("execute_python", code="print('before the crash')"), second]))
+"""
+
+
+def test_resume_an_interrupted_task(made, tmp_path):
+    """A task whose process was killed shows as interrupted; Resume carries it on in the server's process."""
+    import signal
+
+    app = tmp_path / "ui_crash_app.py"
+    app.write_text(CRASH_APP)
+    ready = tmp_path / "ready"
+    env = {**os.environ, "THROWAWAY_DATA": str(made["rt"].data_dir), "UI_HANG": "1", "UI_READY": str(ready)}
+    child = subprocess.Popen([sys.executable, "-m", "throwaway.cli", "run", "--app", f"{app}:agent", "--id",
+                              "ui-crash-1", "-o", str(tmp_path / "out"), "crash in step 2"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: ready.exists() or child.poll() is not None, timeout=240, what="the child to hang")
+        assert ready.exists(), child.stdout.read()
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    assert status_of("ui-crash-1") == "interrupted"
+
+    with TestClient(create_app(), base_url=LOOPBACK) as c:
+        page = c.get("/tasks/ui-crash-1").text
+        assert "badge interrupted" in page and "before the crash" in page
+        c.post("/tasks/ui-crash-1/resume", data={"csrf": csrf_of(page), "confirm": "yes"})
+        wait_for(lambda: status_of("ui-crash-1") == "done", what="the resumed task to finish")
+        page = c.get("/tasks/ui-crash-1").text
+        assert "Resumed and done." in page and "before the crash" in page
+
+
 def test_resume_a_failed_task_forks_it(made):
     with TestClient(create_app(), base_url=LOOPBACK) as c:
         task = made["failed"]
