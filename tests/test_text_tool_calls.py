@@ -20,7 +20,7 @@ from pydantic_ai.models.function import FunctionModel
 
 from throwaway import Agent
 from throwaway.agent import textcalls
-from throwaway.agent.loop import CORRECTION, unusable_reply
+from throwaway.agent.loop import CORRECTION, CUT_OFF_CORRECTION, unusable_reply
 from throwaway.agent.tools import TOOL_NAMES
 from throwaway.cli.display import Printer
 from throwaway.durable import backend, checkpoints, get_task
@@ -104,6 +104,27 @@ def test_a_docstring_inside_triple_quoted_code_stays_in_it():
     text = '```json\n{"name": "execute_python", "arguments": {"code": """\n' + code + '"""}}\n```'
     calls, _ = textcalls.parse(text, TOOL_NAMES)
     assert [c.args for c in calls] == [{"code": code}]
+
+
+def test_the_tool_schema_copied_back_is_not_a_call():
+    schema = {"type": "function", "function": {"name": "execute_python", "description": "Run Python code.",
+              "parameters": {"type": "object", "properties": {"code": {"type": "string"}}}}}
+    text = "<tools>\n" + json.dumps(schema) + "\n</tools>"
+    assert textcalls.parse(text, TOOL_NAMES)[0] == []
+    assert "tool call" in unusable_reply(text, "end_turn")
+
+
+def test_a_reply_cut_off_at_max_tokens_is_asked_again_to_be_shorter(data, tmp_path):
+    seen = []
+
+    def answer(messages, info):
+        seen.append(messages[-1].parts[0].content)
+        return "42"
+
+    cut = ModelResponse(parts=[TextPart("import csv\nfor row in")], finish_reason="length")
+    result = Agent("cut-off", model=ScriptedModel([cut, answer])).run("6 * 7?", output_dir=tmp_path / "out")
+    assert result.status == "done" and result.answer == "42"
+    assert seen == [CUT_OFF_CORRECTION] and "shorter code" in CUT_OFF_CORRECTION
 
 
 def test_plain_answers_are_not_calls():

@@ -70,8 +70,9 @@ def run_loop(task: Task, steps: Steps) -> dict[str, Any]:
                 status, reason = "failed", f"{problem} ({corrections + 1} times in a row)"
                 break
             corrections += 1
-            messages.append(ModelRequest(parts=[UserPromptPart(CORRECTION)]))
-            task.emit({"type": "correction", "step": step, "problem": problem, "message": CORRECTION})
+            correction = CUT_OFF_CORRECTION if turn["stop_reason"] == "max_tokens" else CORRECTION
+            messages.append(ModelRequest(parts=[UserPromptPart(correction)]))
+            task.emit({"type": "correction", "step": step, "problem": problem, "message": correction})
             continue
         corrections = 0
         # Run the tools it called, and feed the results back.
@@ -106,6 +107,8 @@ def run_loop(task: Task, steps: Steps) -> dict[str, Any]:
 MAX_CORRECTIONS = 2
 CORRECTION = ("Your last reply was not a usable answer and no tool was run. Call the tool (execute_python, "
               "describe or help) through the tool-calling interface, or answer in plain words.")
+CUT_OFF_CORRECTION = ("Your last reply was cut off at the token limit and no tool was run. Call one tool with "
+                      "shorter code, or answer in plain words, briefly.")
 
 
 def unusable_reply(text: str, stop_reason: str) -> str | None:

@@ -189,8 +189,8 @@ def _as_call(item: Any) -> tuple[str, dict[str, Any]] | None:
     if isinstance(args, str):  # OpenAI's own shape: the arguments as a JSON string
         parsed = _values(args)
         args = parsed[0] if len(parsed) == 1 else None
-    if not isinstance(args, dict):
-        return None
+    if not isinstance(args, dict) or (args.get("type") == "object" and "properties" in args):
+        return None  # no arguments, or the tool's schema copied back from the prompt
     return name.split(".")[-1], args  # "functions.execute_python" -> "execute_python"
 
 
