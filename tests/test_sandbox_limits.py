@@ -69,3 +69,18 @@ def test_output_limit_on_one_huge_write(fresh):
     r = sb.exec("print('y' * 5_000_000)")
     assert r.limit == "output"
     assert r.stdout == "y" * 1000
+
+
+def test_signals_for_the_hosts_process_group_leave_the_runtime_running(fresh):
+    """Ctrl-C or a SIGTERM meant for the host (a worker stopping gracefully) must not kill the step in flight."""
+    import os
+    import signal
+    import time
+
+    sb = fresh()
+    sb.exec("x = 41")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(sb.pid, sig)
+    time.sleep(0.3)
+    r = sb.exec("x + 1")
+    assert (r.json, r.restarted) == (42, False)

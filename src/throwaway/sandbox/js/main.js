@@ -10,6 +10,10 @@ import { createChannel, DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+// The host alone decides when the runtime ends (it closes stdin, or kills it):
+// a Ctrl-C or SIGTERM sent to the host's process group (a worker told to stop
+// gracefully) must not kill the runtime under the step in flight.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) Deno.addSignalListener(signal, () => {});
 // The host's frames on stdin; the first is the configuration (never argv,
 // which every user of the machine can read in /proc).
 const fromHost = readFrames();
