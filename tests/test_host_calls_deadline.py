@@ -41,10 +41,16 @@ def forever():
     threading.Event().wait()
 
 
+# Lets the stubborn handler go at the end of a test (asyncio.run, closing its
+# loop, waits for every task, ignoring cancels or not).
+released = threading.Event()
+
+
 def stuck_calls(kind, entered=None, cancelled=None):
     """Calls with a 'stuck' handler of one kind: 'plain' (blocks its thread),
-    'async' (awaits forever) or 'async-blocking' (blocks its event loop's
-    thread, a sync wait inside an async handler)."""
+    'async' (awaits forever), 'async-stubborn' (awaits forever and ignores
+    its cancel) or 'async-blocking' (blocks its event loop's thread, a sync
+    wait inside an async handler)."""
     calls = ordinary_calls()
     entered = entered or threading.Event()
 
@@ -61,6 +67,16 @@ def stuck_calls(kind, entered=None, cancelled=None):
                 if cancelled is not None:
                     cancelled.set()
                 raise
+    elif kind == "async-stubborn":
+        async def stuck(args, data):
+            entered.set()
+            while True:
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    if released.is_set():
+                        raise
+                    continue  # ignores its cancel: the cell must not wait for it
     else:
         async def stuck(args, data):
             entered.set()
@@ -89,7 +105,7 @@ def assert_cut(r):
     assert "was abandoned" in r.error.message + r.error.traceback, r.error
 
 
-@pytest.mark.parametrize("kind", ["plain", "async", "async-blocking"])
+@pytest.mark.parametrize("kind", ["plain", "async", "async-stubborn", "async-blocking"])
 def test_stuck_handler_ends_the_cell_at_its_deadline(kind):
     cancelled = threading.Event()
     with Sandbox(calls=stuck_calls(kind, cancelled=cancelled), timeout=2) as sb:
@@ -104,7 +120,7 @@ def test_stuck_handler_ends_the_cell_at_its_deadline(kind):
         assert sb.exec(WORK).json == 420
 
 
-@pytest.mark.parametrize("kind", ["plain", "async"])
+@pytest.mark.parametrize("kind", ["plain", "async", "async-stubborn"])
 def test_stuck_handler_ends_the_cell_at_its_deadline_async(kind):
     cancelled = threading.Event()
 
@@ -115,15 +131,32 @@ def test_stuck_handler_ends_the_cell_at_its_deadline_async(kind):
                 assert cancelled.is_set(), "the async handler was not cancelled"
             r = await sb.exec(WORK)
             assert r.ok and r.json == 420, r
+            released.set()
 
+    released.clear()
     asyncio.run(main())
 
 
 def test_guest_that_catches_the_timeout_still_ends_with_the_limit():
-    code = STUCK.replace("call('stuck')", "try:\n    call('stuck')\nexcept TimeoutError as e:\n    seen = str(e)\n'caught'")
-    with Sandbox(calls=stuck_calls("plain"), timeout=2) as sb:
+    calls = stuck_calls("plain")
+    late = []
+    calls.add("late", lambda args, data: late.append(args))
+    code = """
+from throwaway import call
+try:
+    call('stuck')
+except TimeoutError:
+    try:
+        call('late', 1)  # past the deadline: refused at once, never started
+    except TimeoutError:
+        outcome = 'refused'
+outcome
+"""
+    with Sandbox(calls=calls, timeout=2) as sb:
         r = sb.exec(code)
         assert r.limit == "timeout", r
+        assert r.json == "refused", r  # the interrupt waits half the grace period
+        assert late == []
         assert sb.exec("1 + 1").value == "2"
 
 
