@@ -11,7 +11,7 @@ import os
 import posixpath
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,12 @@ class _Base:
     be added to `.calls` at any time); `packages`, a `PackageGateway` (default:
     Pyodide's CDN, or $THROWAWAY_PACKAGE_URL, and PyPI through pip);
     `preload`, Pyodide packages baked into the boot snapshot; `runtime`, where
-    Deno's Pyodide lives (default: fetched into the cache on first use).
+    Deno's Pyodide lives (default: fetched into the cache on first use);
+    `extensions`, objects with an `attach(sandbox)` method, called once here
+    (they may mount on `sandbox.fs`, a copy of `fs` of this sandbox's own, and
+    add to `sandbox.calls`): what it returns may have `boot_code`, guest code
+    run after every boot once the files are laid out, and `close()`, called
+    when the sandbox closes (e.g. `throwaway.mcp.Toolbox`, MCP code mode).
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class _Base:
         preload: tuple[str, ...] = (),
         packages: PackageGateway | None = None,
         fs: FileSystem | None = None,
+        extensions: Sequence[Any] = (),
     ) -> None:
         limits = limits or Limits()
         if timeout is not None:
@@ -66,6 +72,9 @@ class _Base:
         self._preload = preload
         self.packages = packages
         self.fs = fs if fs is not None else FileSystem()
+        if extensions:
+            self.fs = self.fs.copy()  # what extensions mount is this sandbox's own
+        self._attached = [ext.attach(self) for ext in extensions]
         self._fs_server = FsServer(self.fs)
         self._last_snapshot: tuple[BlobStore, str] | None = None
         self._output_seen: dict[str, Any] = {}
@@ -103,6 +112,14 @@ class _Base:
         yield from files.prepare(session, self.fs.memory_roots(), self._fs_server.plan(), HOME)
         if self._last_snapshot is not None:
             yield from files.restore(session, *self._last_snapshot, *self._roots())
+        for attached in self._attached:
+            if getattr(attached, "boot_code", None):
+                yield from files.run(session, attached.boot_code)
+
+    def _close_extensions(self) -> None:
+        for attached in self._attached:
+            if callable(getattr(attached, "close", None)):
+                attached.close()
 
     def _roots(self) -> tuple[list[str], list[str]]:
         return self.fs.memory_roots(), [m.path for m in self.fs.host_backed()]
@@ -222,6 +239,7 @@ class Sandbox(_Base):
                 self._proc = None
             self._session = None
             self._handler_loop.close()
+            self._close_extensions()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -324,6 +342,7 @@ class AsyncSandbox(_Base):
                 await self._proc.kill()
                 self._proc = None
             self._session = None
+            await asyncio.to_thread(self._close_extensions)
 
     async def __aenter__(self) -> AsyncSandbox:
         return await self.start()
