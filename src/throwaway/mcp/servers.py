@@ -7,7 +7,9 @@ so one definition serves any number of sandboxes.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import functools
 import inspect
 import keyword
 import re
@@ -138,7 +140,8 @@ class Toolset:
     Each function (plain or async) becomes a tool whose signature and
     docstring come from the function itself; arguments are checked against
     its type hints before it is called. A plain function runs in a thread;
-    an exception it raises reaches the guest as `servers.ToolError`.
+    an exception it raises reaches the guest as `servers.ToolError` with its
+    type and message (so raise errors the model may read).
     """
 
     name: str
@@ -155,6 +158,7 @@ class Toolset:
         for fn in self.functions:
             if not callable(fn):
                 raise TypeError(f"Toolset {name!r}: {fn!r} is not callable")
+        self.server()  # a function the SDK cannot describe fails here, not in the sandbox
 
     @property
     def label(self) -> str:
@@ -168,9 +172,55 @@ class Toolset:
         for fn in self.functions:
             # A function with a return annotation gives structured data (Python
             # values in the guest), not its result printed as text.
-            annotated = "return" in getattr(fn, "__annotations__", {})
-            server.add_tool(fn, description=inspect.getdoc(fn) or None, structured_output=True if annotated else None)
+            options = dict(name=fn.__name__, description=inspect.getdoc(fn) or None)
+            try:
+                server.add_tool(_speaking(fn), structured_output=True, **options)
+            except Exception:  # noqa: BLE001 - no return annotation, or one with no schema (a bare dict)
+                server.add_tool(_speaking(fn), **options)
         return server
+
+
+def _speaking(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, with its exceptions turned into the SDK's ToolError carrying their
+    message (the SDK would send only 'Error executing tool ...'), and a plain
+    function run in a thread so that a slow one holds no other call."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def speaking_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except ToolError:
+                raise
+            except Exception as e:
+                raise ToolError(f"{type(e).__name__}: {e}") from e
+
+        return _plain_returns(speaking_async, fn)
+
+    @functools.wraps(fn)
+    async def speaking(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except ToolError:
+            raise
+        except Exception as e:
+            raise ToolError(f"{type(e).__name__}: {e}") from e
+
+    return _plain_returns(speaking, fn)
+
+
+def _plain_returns(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A bare `dict` or `list` return annotation read as dict[str, Any] or
+    list[Any], which have a schema: the guest gets Python data, not text."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return wrapper
+    plain = {dict: dict[str, Any], list: list[Any]}.get(sig.return_annotation)  # type: ignore[call-overload]
+    if plain is not None:
+        wrapper.__signature__ = sig.replace(return_annotation=plain)  # type: ignore[attr-defined]
+    return wrapper
 
 
 Server = MCPServer | Toolset

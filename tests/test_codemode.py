@@ -1,0 +1,259 @@
+"""MCP code mode: real MCP servers (mcp-server-time from PyPI, and one written
+here with the SDK, over stdio and streamable HTTP) and host functions, called
+from guest code as `servers.<name>` in a real sandbox."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from throwaway import Sandbox
+from throwaway.mcp import MCPServer, Toolbox, Toolset
+
+DEMO = str(Path(__file__).parent / "mcp_servers" / "demo_server.py")
+TIME = MCPServer.stdio("time", [sys.executable, "-m", "mcp_server_time"])
+
+
+def find_customer(name: str, limit: int = 3) -> dict:
+    """Find customers whose name starts with `name`.
+
+    At most `limit` of them."""
+    return {"customers": [f"{name} {i}" for i in range(limit)]}
+
+
+async def add_note(customer: str, note: str) -> str:
+    """Add a note to a customer's record."""
+    if not note:
+        raise ValueError("a note cannot be empty")
+    return f"noted for {customer}"
+
+
+@pytest.fixture(scope="module")
+def sb():
+    box = Toolbox([TIME, MCPServer.stdio("demo", [sys.executable, DEMO]),
+                   Toolset("crm", [find_customer, add_note], description="Our customers.")])
+    with Sandbox(extensions=[box], timeout=60) as sandbox:
+        yield sandbox
+
+
+def run(sb, code, **kw):
+    r = sb.exec(textwrap.dedent(code), **kw)
+    assert r.error is None, r.error
+    return r
+
+
+def test_a_server_from_pypi_is_a_package(sb):
+    r = run(sb, """
+        from servers.time import get_current_time, convert_time
+        now = get_current_time("Europe/Paris")
+        now["timezone"], sorted(now)
+    """)
+    assert r.json == ["Europe/Paris", ["datetime", "day_of_week", "is_dst", "timezone"]]
+    r = run(sb, "convert_time('Europe/London', '12:00', 'Asia/Tokyo')['target']['timezone']")
+    assert r.json == "Asia/Tokyo"
+
+
+def test_the_tools_are_files_to_read(sb):
+    r = run(sb, """
+        import os
+        print(sorted(os.listdir("/servers")))
+        print(sorted(os.listdir("/servers/time")))
+        print(open("/servers/time/README.md").read())
+        print(open("/servers/time/convert_time.py").read())
+    """)
+    out = r.stdout
+    assert "['README.md', '__init__.py', 'crm', 'demo', 'time']" in out
+    assert "['README.md', '__init__.py', 'convert_time.py', 'get_current_time.py']" in out
+    assert "- get_current_time(timezone): Get current time in a specific timezone" in out
+    assert "def convert_time(source_timezone: str, time: str, target_timezone: str) -> dict:" in out
+
+
+def test_help_shows_arguments_types_defaults_and_description(sb):
+    r = run(sb, "from servers.demo import add\nhelp(add)")
+    assert "add(a: int, b: int = 10) -> int" in r.stdout
+    assert "Add two integers." in r.stdout
+
+
+def test_structured_results_are_python_data(sb):
+    r = run(sb, "from servers.demo import add, stats\n[add(2), add(2, b=3), stats([1, 2, 3])]")
+    assert r.json == [12, 5, {"mean": 2.0, "max": 3.0}]
+
+
+def test_an_error_result_raises_tool_error_with_the_servers_message(sb):
+    r = run(sb, """
+        import servers
+        from servers.demo import fail
+        try:
+            fail("the disk is on fire")
+        except servers.ToolError as e:
+            caught = str(e)
+        caught
+    """)
+    assert "the disk is on fire" in r.json
+
+
+def test_image_content_is_bytes_with_a_mime_type(sb):
+    r = run(sb, """
+        from servers.demo import red_square
+        img = red_square(3)
+        img.save("/output/square.png")
+        [isinstance(img, bytes), img.mime_type, img[:8] == b"\\x89PNG\\r\\n\\x1a\\n"]
+    """)
+    assert r.json == [True, "image/png", True]
+    assert sb.read_file("/output/square.png").startswith(b"\x89PNG")
+
+
+def test_text_content_and_names_that_are_not_identifiers(sb):
+    r = run(sb, "from servers.demo import echo, class_\n[echo('hi'), class_(from_='y')]")
+    assert r.json == ["hi", "class y"]
+
+
+def test_resources_are_files(sb):
+    r = run(sb, "import os\n[os.listdir('/servers/demo/resources'), open('/servers/demo/resources/greeting').read()]")
+    assert r.json == [["greeting"], "hello from a resource"]
+
+
+def test_host_functions_join_the_same_way(sb):
+    r = run(sb, """
+        from servers.crm import find_customer, add_note
+        import servers
+        help(find_customer)
+        try:
+            add_note("ann", "")
+        except servers.ToolError as e:
+            err = str(e)
+        [find_customer("ann", limit=2), add_note("ann", "called"), err]
+    """)
+    assert "find_customer(name: str, limit: int = 3) -> dict" in r.stdout
+    assert "Find customers whose name starts with `name`." in r.stdout
+    found, noted, err = r.json
+    assert found == {"customers": ["ann 0", "ann 1"]}
+    assert noted == "noted for ann"
+    assert "a note cannot be empty" in err
+
+
+def test_bad_arguments_are_the_tools_error(sb):
+    r = sb.exec("from servers.demo import add\nadd('not a number')")
+    assert r.error is not None and r.error.type == "ToolError"
+    assert "valid integer" in r.error.message
+
+
+@pytest.mark.slow
+def test_a_slow_tool_stops_at_the_cells_deadline_and_the_session_goes_on(sb):
+    started = time.monotonic()
+    r = sb.exec("from servers.demo import slow\nslow(60)", timeout=3)
+    assert time.monotonic() - started < 30
+    assert r.error is not None and (r.limit == "timeout" or r.error.type == "TimeoutError"), r.error
+    assert run(sb, "from servers.demo import add\nadd(1, 2)").json == 3
+
+
+def test_calls_are_recorded(sb):
+    run(sb, "from servers.demo import add\nadd(40, 2)")
+    records = sb._attached[0].records
+    last = records[-1]
+    assert (last["server"], last["tool"], last["arguments"]) == ("demo", "add", {"a": 40, "b": 2})
+    assert last["result_bytes"] > 0 and last["seconds"] >= 0 and "error" not in last
+
+
+def test_policy_allow_deny_and_approve():
+    asked = []
+
+    def approve(server, tool, arguments):
+        asked.append((server, tool, arguments))
+        return arguments.get("a") != 13
+
+    demo = MCPServer.stdio("demo", [sys.executable, DEMO], deny=["fail", "sl*"], approve=approve)
+    with Sandbox(extensions=[Toolbox([demo])], timeout=60) as sb:
+        r = run(sb, "import os\nsorted(os.listdir('/servers/demo'))")
+        assert "fail.py" not in r.json and "slow.py" not in r.json and "add.py" in r.json
+        r = sb.exec("import servers\nservers._call('demo', 'fail', {'message': 'x'})")
+        assert r.error.type == "PermissionError" and "not offered" in r.error.message
+        assert run(sb, "from servers.demo import add\nadd(1)").json == 11
+        r = sb.exec("add(13)")
+        assert r.error.type == "PermissionError" and "refused" in r.error.message
+    assert asked == [("demo", "add", {"a": 1, "b": 10}), ("demo", "add", {"a": 13, "b": 10})]
+
+
+def test_a_server_that_cannot_start_says_why_on_import():
+    broken = MCPServer.stdio("broken", ["/nonexistent/mcp-server"])
+    with Sandbox(extensions=[Toolbox([broken])], timeout=60) as sb:
+        r = sb.exec("import servers.broken")
+        assert r.error.type == "ImportError"
+        assert "could not open the MCP server 'broken' (/nonexistent/mcp-server)" in r.error.message
+
+
+def test_one_session_per_sandbox_closed_with_it():
+    box = Toolbox([MCPServer.stdio("demo", [sys.executable, DEMO])])
+    with Sandbox(extensions=[box], timeout=60) as a, Sandbox(extensions=[box], timeout=60) as b:
+        pid_a = run(a, "from servers.demo import pid\n[pid(), pid()]").json
+        pid_b = run(b, "from servers.demo import pid\npid()").json
+        assert pid_a[0] == pid_a[1] != pid_b
+    for pid in (pid_a[0], pid_b):
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid), f"the server process {pid} outlived its sandbox"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent's wait is missing.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def http_demo():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, DEMO, "--http", str(port)])
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_server_over_streamable_http_with_headers(http_demo):
+    good = MCPServer.http("web", http_demo, headers={"X-Demo-Key": "sesame"})
+    bad = MCPServer.http("nokey", http_demo)
+    with Sandbox(extensions=[Toolbox([good, bad])], timeout=60) as sb:
+        r = run(sb, "from servers.web import add, red_square\n[add(1, 2), red_square().mime_type]")
+        assert r.json == [3, "image/png"]
+        r = sb.exec("import servers.nokey")
+        assert r.error.type == "ImportError" and "could not open the MCP server 'nokey'" in r.error.message
+
+
+def test_the_prompt_lists_servers_with_tool_names_only():
+    box = Toolbox([TIME, Toolset("crm", [find_customer, add_note], description="Our customers.")])
+    lines = dict(box.prompt_lines())
+    assert lines["servers.crm"].startswith("Our customers. Tools: find_customer, add_note")
+    assert "get_current_time, convert_time" in lines["servers.time"]
+    assert "IANA" not in lines["servers.time"]  # no schemas, no argument descriptions
+
+
+def test_spec_parsing():
+    s = MCPServer.parse("time=python -m mcp_server_time")
+    assert (s.name, s.command) == ("time", ("python", "-m", "mcp_server_time"))
+    assert MCPServer.parse("docs=http://127.0.0.1:8000/mcp").url == "http://127.0.0.1:8000/mcp"
+    for bad in ("time", "=python", "Time=python", "class=python", "x="):
+        with pytest.raises(ValueError):
+            MCPServer.parse(bad)
