@@ -257,3 +257,89 @@ def test_spec_parsing():
     for bad in ("time", "=python", "Time=python", "class=python", "x="):
         with pytest.raises(ValueError):
             MCPServer.parse(bad)
+
+
+# --- the agent ------------------------------------------------------------------
+
+AGENT_APP = '''
+import os, sys, time
+from throwaway import Agent
+from throwaway.mcp import Toolset
+from throwaway.testing import ScriptedModel, tool_call
+
+def maybe_hang():
+    if os.environ.get("CRASH_HANG"):
+        open(os.environ["CRASH_READY"], "w").close()
+        time.sleep(600)
+    return "ok"
+
+def shout(text: str) -> str:
+    """The text in capitals."""
+    return text.upper()
+
+STEP_1 = "from servers.demo import add\\nopen('/output/sum.txt', 'w').write(str(add(2, 3)))"
+STEP_2 = ("from servers.demo import add\\nfrom servers.words import shout\\n"
+          "open('/output/both.txt', 'w').write(shout('sum') + ' ' + str(add(40, 2)))\\n"
+          "open('/hang/now').read()")
+agent = Agent("codemode-test", mcp=[Toolset("words", [shout])],
+              model=ScriptedModel([tool_call("execute_python", code=STEP_1), tool_call("execute_python", code=STEP_2),
+                                   "The sums are in /output."]))
+agent.fs.file("/hang/now")(maybe_hang)
+'''
+
+
+def throwaway(*args, env, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "throwaway.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_an_agent_task_calls_mcp_tools_and_resumes_after_a_kill(tmp_path):
+    import signal
+
+    app = tmp_path / "codemode_app.py"
+    app.write_text(AGENT_APP)
+    ready, out = tmp_path / "ready", tmp_path / "output"
+    env = {**os.environ, "THROWAWAY_DATA": str(tmp_path / "data"), "CRASH_READY": str(ready), "PYTHONUNBUFFERED": "1"}
+    demo = f"demo={sys.executable} {DEMO}"
+    first = throwaway("run", "--app", f"{app}:agent", "--id", "mcp-1", "-o", str(out), "--mcp", demo, "add things",
+                      env={**env, "CRASH_HANG": "1"}, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not ready.exists():
+        if first.poll() is not None:
+            pytest.fail(f"the task ended before it hung:\n{first.stdout.read()}")
+        assert time.monotonic() < deadline, "the task never reached the step where it hangs"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+
+    resumed = throwaway("resume", "mcp-1", env=env)
+    printed, _ = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, printed
+    assert (out / "sum.txt").read_text() == "5"
+    assert (out / "both.txt").read_text() == "SUM 42"
+    step_2 = printed[printed.index("Step 2:"):printed.index("Step 3:")]
+    assert "mcp    | words.shout(text=\"sum\") -> " in step_2
+    assert "mcp    | demo.add(a=40, b=2) -> " in step_2
+
+    shown = throwaway("show", "mcp-1", env=env)
+    listing, _ = shown.communicate(timeout=120)
+    assert shown.returncode == 0, listing
+    step_1 = listing[listing.index("Step 1:"):listing.index("Step 2:")]
+    assert "mcp    | demo.add(a=2, b=3) -> " in step_1
+
+
+def test_the_agents_prompt_names_the_servers_and_their_tools(tmp_path):
+    from throwaway.durable import Agent
+    from throwaway.testing import ScriptedModel
+
+    agent = Agent("codemode-prompt", model=ScriptedModel(["hello"]),
+                  mcp=[Toolset("crm", [find_customer, add_note], description="Our customers.")])
+    spec = agent.task_spec("hi", mcp=[f"demo={sys.executable} {DEMO}"], output_dir=tmp_path)
+    assert spec["mcp"] == [f"demo={sys.executable} {DEMO}"]
+    prompt = agent.task("t1", spec).system_prompt()
+    assert "- servers.crm: Our customers. Tools: find_customer, add_note (see /servers/crm/README.md)" in prompt
+    assert "- servers.demo: A demo server for throwaway's tests. Tools: add, stats, fail, red_square" in prompt
+    assert "/servers (resource, read-only)" in prompt
+    with pytest.raises(ValueError, match="NAME=COMMAND"):
+        agent.task_spec("hi", mcp=["nonsense"])

@@ -90,6 +90,7 @@ def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any],
         cell_timeout=task.cell_timeout,
         model_settings=task.model_settings(),
     )
+    first_mcp_call = len(task.mcp_calls)
     result = run_tool(call["tool"], call["args"], context)
     if result.changed_files:
         restarts = workspace.restarts
@@ -106,6 +107,8 @@ def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any],
         "files": result.files,
         "snapshot": snapshot,
         "restored": restored,
+        # MCP calls the cell made: server, tool, arguments, result_bytes, seconds (and error).
+        **({"mcp_calls": task.mcp_calls[first_mcp_call:]} if len(task.mcp_calls) > first_mcp_call else {}),
     }
 
 

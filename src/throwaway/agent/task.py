@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from .prompts import TaskLimits, system_prompt
 
 if TYPE_CHECKING:
     from throwaway.fs import FileSystem
+    from throwaway.mcp import Toolbox
     from throwaway.sandbox import Sandbox
 
 
@@ -41,6 +44,9 @@ class Task:
     text_tool_calls: bool = False  # read tool calls the model writes as text (see `textcalls`)
     max_tokens: int | None = None  # the most tokens one model reply may have
     model_timeout: float | None = None  # seconds one model call may take
+    mcp: Sequence[Any] = ()  # MCP servers and Toolsets (throwaway.mcp): the guest imports them as servers.<name>
+    mcp_calls: list[dict[str, Any]] = field(default_factory=list)  # the calls made on them, for the steps' records
+    _toolbox: Toolbox | None = field(default=None, init=False, repr=False)
 
     def model_settings(self) -> ModelSettings:
         """The bounds sent with every model call of this task."""
@@ -60,14 +66,38 @@ class Task:
         from .packages import probe
 
         limits = TaskLimits(max_steps=self.max_steps, cell_timeout=self.cell_timeout)
-        return system_prompt(self.fs.mounts, self.library, limits, extra=self.instructions,
-                             packages=probe().prompt())
+        box = self.toolbox()
+        mounts = list(self.fs.mounts)
+        if box is not None:
+            from throwaway.mcp.toolbox import servers_mount
+
+            mounts.append(servers_mount())
+        return system_prompt(mounts, self.library, limits, extra=self.instructions,
+                             packages=probe().prompt(), host_modules=box.prompt_lines() if box else ())
 
     def sandbox(self) -> Sandbox:
-        """A new (not yet started) sandbox on this task's file system."""
+        """A new (not yet started) sandbox on this task's file system (and its MCP servers)."""
         from throwaway.sandbox import Sandbox
 
-        return Sandbox(fs=self.fs, timeout=self.cell_timeout)
+        box = self.toolbox()
+        return Sandbox(fs=self.fs, timeout=self.cell_timeout, extensions=[box] if box else ())
+
+    def toolbox(self) -> Toolbox | None:
+        """The task's MCP servers and toolsets as one `Toolbox` (None: it has none)."""
+        if not self.mcp:
+            return None
+        if self._toolbox is None:
+            from throwaway.mcp import Toolbox
+
+            self._toolbox = Toolbox(list(self.mcp), on_call=self._mcp_call)
+        return self._toolbox
+
+    def _mcp_call(self, record: dict[str, Any]) -> None:
+        """Keep a call for its tool step's record (arguments clipped: it goes into a checkpoint)."""
+        args = json.dumps(record.get("arguments"), ensure_ascii=False, default=str)
+        if len(args) > 1000:
+            record = {**record, "arguments": args[:1000] + "..."}
+        self.mcp_calls.append(record)
 
     def emit(self, event: events.Event) -> None:
         """Report progress to whoever listens to this task, or to every task."""

@@ -127,6 +127,8 @@ class Printer:
                 self._block(error["traceback"].rstrip("\n"), label="error", fg="red")
             for path in content.get("files_written", []):
                 self.line(f"    wrote  | {path}", fg="green")
+            for call in e.get("mcp_calls") or []:
+                self.line(f"    mcp    | {_mcp_call(call)}", fg="red" if call.get("error") else "magenta")
             if content.get("note"):
                 self.line(f"    note   | {content['note']}", dim=True)
         else:
@@ -218,6 +220,16 @@ class _Ticker:
         self._thread.join()
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
+
+
+def _mcp_call(call: dict[str, Any]) -> str:
+    """One MCP call of a step: server.tool(arguments) -> size, time (or its error)."""
+    args = call.get("arguments")
+    if isinstance(args, dict):
+        args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+    args = str(args) if len(str(args)) <= 200 else str(args)[:197] + "..."
+    outcome = call.get("error") or f"{call.get('result_bytes', 0)} bytes"
+    return f"{call.get('server')}.{call.get('tool')}({args}) -> {outcome}, {call.get('seconds', 0):.2f} s"
 
 
 def _short(path: str) -> str:

@@ -53,8 +53,11 @@ def setup(packages: tuple[str, ...], base_url: str | None) -> None:
               help="Serve a host folder at a guest path, read-only unless :rw. Repeatable.")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False),
               help="Copy the files the code writes under /output to this folder.")
+@click.option("--mcp", "mcp", multiple=True, metavar="NAME=COMMAND|URL",
+              help="An MCP server the code can import as servers.NAME: a command the host starts "
+                   "('time=python -m mcp_server_time') or a streamable-HTTP URL. Repeatable.")
 def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool, mounts: tuple[str, ...],
-          output_dir: str | None) -> None:
+          output_dir: str | None, mcp: tuple[str, ...]) -> None:
     """Run CODE in a fresh sandbox: print its output, then its last value.
 
     Exits with status 1 if the code raised or hit a limit.
@@ -75,8 +78,9 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool,
         # The guest's text, without the escape sequences that would drive the terminal.
         (sys.stdout if stream == "stdout" else sys.stderr).write(plain(text))
 
+    extensions = [_toolbox(mcp)] if mcp else []
     try:
-        with Sandbox(limits=Limits(timeout=timeout, memory_mb=memory_mb), fs=fs) as sb:
+        with Sandbox(limits=Limits(timeout=timeout, memory_mb=memory_mb), fs=fs, extensions=extensions) as sb:
             r = sb.exec(code, on_output=None if as_json else echo)
             copied = sb.collect_output(output_dir) if output_dir else []
     except SetupError as e:
@@ -92,6 +96,15 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool,
         for file in copied:
             click.echo(plain(f"wrote {file}"), err=True)
     sys.exit(0 if r.ok else 1)
+
+
+def _toolbox(specs: tuple[str, ...]):
+    from throwaway.mcp import MCPServer, Toolbox
+
+    try:
+        return Toolbox([MCPServer.parse(text) for text in specs])
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--mcp") from None
 
 
 COMMANDS = [setup, exec_]

@@ -96,7 +96,22 @@ TASK_OPTIONS = [
     click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens one model reply may have [default: 4096]."),
     click.option("--model-timeout", type=click.FloatRange(min=1), metavar="SECONDS",
                  help="Longest one model call may take [default: 300]."),
+    click.option("--mcp", "mcp", multiple=True, metavar="NAME=COMMAND|URL", callback=lambda c, p, v: mcp_specs(v),
+                 help="An MCP server the task's code can import as servers.NAME: a command the host starts "
+                      "('time=python -m mcp_server_time') or a streamable-HTTP URL. Repeatable."),
 ]
+
+
+def mcp_specs(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Check `--mcp` values (NAME=COMMAND or NAME=URL); a bad one is a usage error that says why."""
+    from throwaway.mcp import MCPServer
+
+    for text in texts:
+        try:
+            MCPServer.parse(text)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--mcp") from None
+    return texts
 
 
 def task_options(command: Callable[..., Any]) -> Callable[..., Any]:

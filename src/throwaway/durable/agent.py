@@ -56,6 +56,13 @@ class Agent:
     seconds per call. `text_tool_calls` reads tool calls that a model writes as
     text (as small local models do) and runs them as real calls; None (the
     default) turns it on for ``openai-compatible:`` models only.
+
+    `mcp` lists MCP servers and host toolsets (`throwaway.mcp.MCPServer`,
+    `Toolset`) every task's code can import as ``servers.<name>``; a task
+    adds its own with ``mcp=["time=python -m mcp_server_time", ...]``. The
+    system prompt names each server with its tools; each call is in its tool
+    step's record. A resumed task that re-runs an interrupted step calls the
+    tools again (steps run at least once).
     """
 
     def __init__(
@@ -73,8 +80,10 @@ class Agent:
         text_tool_calls: bool | None = None,
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
         model_timeout: float | None = DEFAULT_MODEL_TIMEOUT,
+        mcp: Sequence[Any] = (),
     ) -> None:
         self.name = name
+        self.mcp = list(mcp)
         self._fs = fs
         self.model = model
         self.describe_model = describe_model
@@ -117,12 +126,14 @@ class Agent:
         text_tool_calls: bool | None = None,
         max_tokens: int | None = None,
         model_timeout: float | None = None,
+        mcp: Iterable[str] = (),
     ) -> dict[str, Any]:
         """A task's spec: its prompt and every option, as plain JSON recorded with the task,
         so resuming it (anywhere) needs only its id.
 
         `text_tool_calls`, `max_tokens` and `model_timeout` override the agent's
-        own for this task. Raises `ModelNotConfigured` if no model is usable, so
+        own for this task; `mcp` adds MCP servers as ``NAME=COMMAND`` or
+        ``NAME=URL`` (see `throwaway.mcp.MCPServer.parse`). Raises `ModelNotConfigured` if no model is usable, so
         a task fails with instructions before it starts. `app`
         (``module:attribute``) says where this agent is defined, so a process
         that resumes it (``throwaway resume``, a worker) can import it.
@@ -144,6 +155,7 @@ class Agent:
             "text_tool_calls": self.reads_text_tool_calls(model_name, text_tool_calls),
             "max_tokens": max_tokens or self.max_tokens,
             "model_timeout": model_timeout or self.model_timeout,
+            "mcp": [_check_mcp(text) for text in mcp],
         }
         # Resolve now, to fail with instructions rather than inside the task.
         spec["model_label"] = model_name or self.model_for(spec).model_name
@@ -250,7 +262,21 @@ class Agent:
             text_tool_calls=bool(spec.get("text_tool_calls", self.reads_text_tool_calls(spec.get("model")))),
             max_tokens=spec.get("max_tokens", self.max_tokens),
             model_timeout=spec.get("model_timeout", self.model_timeout),
+            mcp=self.mcp_for(spec),
         )
+
+    def mcp_for(self, spec: dict[str, Any]) -> list[Any]:
+        """The MCP servers a task's code can import: the agent's, then the task's own."""
+        from throwaway.mcp import MCPServer
+
+        return [*self.mcp, *(MCPServer.parse(text) for text in spec.get("mcp") or [])]
+
+
+def _check_mcp(text: str) -> str:
+    from throwaway.mcp import MCPServer
+
+    MCPServer.parse(text)  # a ValueError that says what is expected
+    return text
 
 
 def new_task_id() -> str:

@@ -21,6 +21,7 @@ import errno
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from ..fs.mounts import FileInfo, Resource
@@ -29,6 +30,8 @@ from .servers import Approve, Server
 from .stubs import RUNTIME, package_source, readme, tool_source
 
 GUEST_ROOT = "/servers"
+SERVERS_DESCRIPTION = ("tools of MCP servers and host functions as Python packages: "
+                       "`from servers.<name> import <tool>`; each folder's README.md lists its tools")
 
 # Run in the guest after every boot: `import servers` finds the package the
 # host serves at /servers (which is not on sys.path, so nothing else there
@@ -102,9 +105,7 @@ class Toolbox:
     def attach(self, sandbox: Any) -> Attached:
         """Serve the servers to `sandbox` (called by `Sandbox(extensions=[...])`)."""
         conns = self.connections()
-        sandbox.fs.mount(GUEST_ROOT, ServersTree(conns),
-                         description="tools of MCP servers and host functions as Python packages: "
-                                     "`from servers.<name> import <tool>`; each folder's README.md lists them")
+        sandbox.fs.mount(GUEST_ROOT, ServersTree(conns), description=SERVERS_DESCRIPTION)
 
         async def call(args: Any, data: bytes) -> Any:
             if not isinstance(args, dict) or not all(isinstance(args.get(k), str) for k in ("server", "tool")):
@@ -272,6 +273,11 @@ class ServersTree(Resource):
         for name, server in self.conns.servers.items():
             lines.append(f"- {name}/: {server.description or server.label}")
         return "\n".join(lines) + "\n"
+
+
+def servers_mount() -> Any:
+    """/servers as the system prompt's mount table shows it."""
+    return SimpleNamespace(path=GUEST_ROOT, kind="resource", writable=False, description=SERVERS_DESCRIPTION)
 
 
 def _parts(path: str) -> list[str]:
