@@ -1,5 +1,5 @@
 """The command line: the sandbox's `setup` and `exec`; tasks' `run`, `submit`, `tasks`, `show`, `resume`;
-workers' `worker`, `cancel`, `prune`; `eval`."""
+workers' `worker`, `cancel`, `prune`; `eval`; `mcp` (an MCP server)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import click
 
-from . import evaluate, sandbox, tasks, ui, workers
+from . import evaluate, mcp, sandbox, tasks, ui, workers
 
 
 @click.group()
@@ -22,7 +22,8 @@ def main(db: str | None) -> None:
         os.environ["THROWAWAY_DATABASE_URL"] = db
 
 
-for _command in [*sandbox.COMMANDS, *tasks.COMMANDS, *workers.COMMANDS, *ui.COMMANDS, *evaluate.COMMANDS]:
+for _command in [*sandbox.COMMANDS, *tasks.COMMANDS, *workers.COMMANDS, *ui.COMMANDS, *evaluate.COMMANDS,
+                 *mcp.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
