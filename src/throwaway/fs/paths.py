@@ -124,7 +124,13 @@ def _walk(root_fd: int, root: Path, parts: list[str], follow: bool) -> tuple[int
                 links += 1
                 if links > MAX_LINKS:
                     raise OSError(errno.ELOOP, "Too many levels of symbolic links")
-                target = os.readlink(name, dir_fd=cur)
+                try:
+                    target = os.readlink(name, dir_fd=cur)
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+                    todo.append(name)  # no longer a link: look at it again (counted, so this ends)
+                    continue
                 if target.startswith("/"):
                     inner = _under(root, target)
                     names.clear()

@@ -165,12 +165,14 @@ class FsServer:
         mount = h.mount
         assert isinstance(mount, Resource)
         if end > mount.max_write_bytes:
+            h.extra["refused"] = True
             raise OSError(errno.EFBIG, f"File too large (a file written to {mount.path} may have at most "
                                        f"{mount.max_write_bytes} bytes)")
         with self._lock:
             grow = max(0, end - len(h.buffer))
             held = sum(len(o.buffer) for o in self._handles.values() if o.buffer is not None)
             if held + grow > MAX_BUFFERED:
+                h.extra["refused"] = True
                 raise OSError(errno.ENOBUFS, f"No buffer space available (files being written to resources "
                                              f"may hold at most {MAX_BUFFERED} bytes together; close some)")
             if len(h.buffer) < pos:
@@ -183,7 +185,8 @@ class FsServer:
             self._handles.pop(args["h"], None)
         if h.fd is not None:
             os.close(h.fd)
-        elif h.buffer is not None:
+        elif h.buffer is not None and not h.extra.get("refused"):
+            # A file that had a write refused is not handed over cut short.
             mount = h.mount
             assert isinstance(mount, Resource)
             return _then(mount.write(h.rel, bytes(h.buffer)), lambda _: {})

@@ -126,9 +126,11 @@ export function createHostFS(FS, call, errnoCodes) {
     const w = stream.pending;
     if (!w || w.length === 0) return;
     const data = w.buffer.subarray(0, w.length);
-    host("write", { h: stream.handle, pos: w.pos }, data);
+    // Dropped before the call: a write the host refuses (quota, caps) is
+    // reported once, not sent again by every later read, seek or close.
     stream.pending = null;
     stream.node.hostStat = null;
+    host("write", { h: stream.handle, pos: w.pos }, data);
   }
 
   const stream_ops = {
@@ -139,13 +141,22 @@ export function createHostFS(FS, call, errnoCodes) {
       }
       const acc = stream.flags & O_ACCMODE;
       const mode = acc === O_WRONLY ? "w" : acc === O_RDWR ? "rw" : "r";
-      const { value, payload } = host("open", {
-        m: stream.node.mount.opts.id,
-        p: relPath(stream.node),
-        mode,
-        trunc: Boolean(stream.flags & O_TRUNC),
-        append: Boolean(stream.flags & O_APPEND),
-      });
+      let reply;
+      try {
+        reply = host("open", {
+          m: stream.node.mount.opts.id,
+          p: relPath(stream.node),
+          mode,
+          trunc: Boolean(stream.flags & O_TRUNC),
+          append: Boolean(stream.flags & O_APPEND),
+        });
+      } catch (e) {
+        // FS.open made the stream before calling us and does not free it when
+        // we throw: without this, every refused open would use up a guest fd.
+        FS.closeStream(stream.fd);
+        throw e;
+      }
+      const { value, payload } = reply;
       stream.handle = value.h;
       stream.whole = value.whole ? payload : null;
       remember(stream.node, value.stat);
