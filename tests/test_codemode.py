@@ -343,3 +343,63 @@ def test_the_agents_prompt_names_the_servers_and_their_tools(tmp_path):
     assert "/servers (resource, read-only)" in prompt
     with pytest.raises(ValueError, match="NAME=COMMAND"):
         agent.task_spec("hi", mcp=["nonsense"])
+
+
+# --- servers no one here wrote: mcp-server-git (PyPI) and server-everything (npm) -------------
+
+def test_mcp_server_git_from_pypi(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "a.txt").write_text("hello\n")
+    git = MCPServer.stdio("git", [sys.executable, "-m", "mcp_server_git"], deny=["git_commit", "git_reset"])
+    with Sandbox(extensions=[Toolbox([git])], timeout=60) as sb:
+        r = run(sb, f"""
+            import os
+            from servers.git import git_status, git_add
+            names = sorted(os.listdir('/servers/git'))
+            git_add({str(repo)!r}, ["a.txt"])
+            [names, git_status({str(repo)!r})]
+        """)
+    names, status = r.json
+    assert "git_status.py" in names and "git_commit.py" not in names
+    assert "On branch main" in status and "new file:   a.txt" in status
+
+
+EVERYTHING = Path.home() / ".cache" / "throwaway-tests" / "server-everything"
+
+
+@pytest.fixture(scope="module")
+def everything():
+    """@modelcontextprotocol/server-everything from npm, run with Node."""
+    import shutil
+
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("Node and npm are needed for @modelcontextprotocol/server-everything")
+    entry = EVERYTHING / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+    if not entry.exists():
+        EVERYTHING.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(EVERYTHING),
+                        "@modelcontextprotocol/server-everything@2026.8.31"], check=True, timeout=300,
+                       stdout=subprocess.DEVNULL)
+    return MCPServer.stdio("everything", ["node", str(entry), "stdio"])
+
+
+@pytest.mark.slow
+def test_server_everything_from_npm(everything):
+    with Sandbox(extensions=[Toolbox([everything])], timeout=60) as sb:
+        r = run(sb, """
+            import os, servers
+            from servers.everything import echo, get_sum, get_tiny_image, get_structured_content
+            text, image, words = get_tiny_image()
+            docs = sorted(os.listdir('/servers/everything/resources'))
+            [echo("hi"), get_sum(1, 2), type(image).__name__, image.mime_type, image[:4] == b"\\x89PNG",
+             sorted(get_structured_content("New York")), docs[0], len(open('/servers/everything/resources/' + docs[0]).read()) > 0]
+        """)
+        echoed, summed, kind, mime, is_png, keys, first_doc, readable = r.json
+        assert echoed == "Echo: hi" and "3" in summed
+        assert (kind, mime, is_png) == ("Image", "image/png", True)
+        assert "temperature" in keys
+        assert first_doc.endswith(".md") and readable
+        r = run(sb, "help(get_sum)")
+        assert "get_sum(a: float, b: float)" in r.stdout

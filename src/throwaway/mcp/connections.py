@@ -32,6 +32,7 @@ OPEN_TIMEOUT = 60.0  # seconds a server may take to start and answer its handsha
 MAX_RESULT_BYTES = 32 << 20  # a tool result the guest gets, at most
 MAX_PAGES = 100  # pages of a tool or resource listing, at most
 MAX_RECORDS = 1000  # calls kept in `Connections.records`
+MAX_INSTRUCTIONS = 4000  # characters of a server's instructions kept for its README
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Session:
     description: str
     tools: list[ToolInfo]
     resources: dict[str, str]  # file name under resources/ -> the resource's URI
+    instructions: str = ""  # what the server tells its clients to know (shown in its README)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def tool(self, name: str) -> ToolInfo:
@@ -152,7 +154,8 @@ class Connections:
         try:
             async with AsyncExitStack() as stack:
                 client = await stack.enter_async_context(await self._client(server, stack))
-                session = Session(server, client, _description(server, client), [], {})
+                session = Session(server, client, _description(server, client), [], {},
+                                  (client.instructions or "").strip()[:MAX_INSTRUCTIONS])
                 session.tools = tool_infos(t for t in await _all_tools(client) if server.policy.offers(t.name))
                 session.resources = await _all_resources(client)
                 self._sessions[name] = session
@@ -330,10 +333,12 @@ async def _all_resources(client: Any) -> dict[str, str]:
 
 
 def _description(server: Server, client: Any) -> str:
+    """One line for the prompt: the configured description, else the server's
+    own (its instructions are long, for the README)."""
     if server.description:
         return server.description
     info = client.server_info
-    text = (getattr(info, "description", None) or client.instructions or "").strip()
+    text = (getattr(info, "description", None) or getattr(info, "title", None) or "").strip()
     if not text and info is not None:
         text = f"{info.name} {info.version}".strip()
     return " ".join(text.split())[:300]

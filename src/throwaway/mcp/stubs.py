@@ -179,8 +179,9 @@ def tool_source(server: str, tool: ToolInfo) -> str:
     ])
 
 
-def readme(server: str, description: str, tools: list[ToolInfo], resources: Iterable[str] = ()) -> str:
-    """`/servers/<server>/README.md`: one line per tool."""
+def readme(server: str, description: str, tools: list[ToolInfo], resources: Iterable[str] = (),
+           instructions: str = "") -> str:
+    """`/servers/<server>/README.md`: one line per tool (and the server's instructions, if any)."""
     lines = [f"# servers.{server}", ""]
     if description:
         lines += [_first_line(description), ""]
@@ -197,6 +198,8 @@ def readme(server: str, description: str, tools: list[ToolInfo], resources: Iter
     resources = list(resources)
     if resources:
         lines += ["", "Resources (read them as files):"] + [f"- resources/{r}" for r in resources]
+    if instructions:
+        lines += ["", "## The server's instructions", "", instructions]
     return "\n".join(lines) + "\n"
 
 

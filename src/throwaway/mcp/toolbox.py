@@ -219,7 +219,7 @@ class ServersTree(Resource):
         if rest == ["__init__.py"]:
             return package_source(name, session.description, session.tools)
         if rest == ["README.md"]:
-            return readme(name, session.description, session.tools, sorted(session.resources))
+            return readme(name, session.description, session.tools, sorted(session.resources), session.instructions)
         if len(rest) == 1:
             for t in session.tools:
                 if rest[0] == f"{t.py_name}.py":
