@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
@@ -229,5 +230,17 @@ def test_streamable_http_with_a_token_and_eight_clients_at_once(http_server):
         firsts = sorted(v for k, vs in enumerate(per_client) if k % 2 == 0 for v in vs)
         seconds = sorted(v for k, vs in enumerate(per_client) if k % 2 == 1 for v in vs)
         assert firsts == list(range(1, 13)) and seconds == list(range(101, 113))
+
+    asyncio.run(main())
+
+
+def test_the_servers_sessions_can_import_mcp_servers_code_mode():
+    demo = Path(__file__).parent / "mcp_servers" / "demo_server.py"
+
+    async def main():
+        async with stdio("--pool", "1", "--mcp", f"demo={sys.executable} {demo}") as client:
+            result, images = await run(client, "from servers.demo import add, red_square\n"
+                                               "red_square().save('/output/red.png')\nadd(2, 3)")
+            assert result["value"] == "5" and [i.mime_type for i in images] == ["image/png"]
 
     asyncio.run(main())
