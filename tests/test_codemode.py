@@ -403,3 +403,13 @@ def test_server_everything_from_npm(everything):
         assert first_doc.endswith(".md") and readable
         r = run(sb, "help(get_sum)")
         assert "get_sum(a: float, b: float)" in r.stdout
+
+
+def test_a_server_that_dies_is_started_again_on_the_next_call():
+    with Sandbox(extensions=[Toolbox([MCPServer.stdio("demo", [sys.executable, DEMO])])], timeout=60) as sb:
+        first = run(sb, "from servers.demo import pid, crash\npid()").json
+        r = sb.exec("crash()")
+        assert r.error.type == "ConnectionError" and "closed the connection" in r.error.message
+        second = run(sb, "pid()").json
+        assert second != first
+        assert run(sb, "from servers.demo import add\nadd(1, 1)").json == 2

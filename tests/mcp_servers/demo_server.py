@@ -80,6 +80,12 @@ def pid() -> int:
     return os.getpid()
 
 
+@mcp.tool()
+def crash() -> str:
+    """End the server process at once (as a crash would)."""
+    os._exit(3)
+
+
 @mcp.resource("demo://greeting", description="A greeting, as text")
 def greeting() -> str:
     return "hello from a resource"

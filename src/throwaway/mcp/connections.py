@@ -151,6 +151,7 @@ class Connections:
         """Open a session to `server` and keep it open until it is stopped
         (the SDK's session must be entered and left in this one task)."""
         name = server.name
+        session: Session | None = None
         try:
             async with AsyncExitStack() as stack:
                 client = await stack.enter_async_context(await self._client(server, stack))
@@ -160,6 +161,8 @@ class Connections:
                 session.resources = await _all_resources(client)
                 self._sessions[name] = session
                 opening.set_result(session)
+                if self._opening.get(name) is opening:
+                    del self._opening[name]  # from now on it is found in _sessions (until dropped)
                 await session.stop.wait()
         except BaseException as e:  # noqa: BLE001 - handed to whoever waits for the session
             if not opening.done():
@@ -169,8 +172,10 @@ class Connections:
             if isinstance(e, asyncio.CancelledError):
                 raise
         finally:
-            self._opening.pop(name, None)
-            if self._sessions.get(name) is not None and self._sessions[name].server is server:
+            # Only its own entries: a newer session to the same server may be open by now.
+            if self._opening.get(name) is opening:
+                del self._opening[name]
+            if session is not None and self._sessions.get(name) is session:
                 del self._sessions[name]
 
     async def _client(self, server: Server, stack: AsyncExitStack) -> Any:
@@ -208,6 +213,10 @@ class Connections:
             except (asyncio.CancelledError, ConnectionError):
                 raise
             except Exception as e:  # noqa: BLE001 - the server's protocol error is the tool's error
+                if _connection_lost(e):
+                    self._drop(session)
+                    raise ConnectionError(f"the MCP server {server!r} closed the connection during the call "
+                                          f"({_reason(e)}); the next call starts it again") from None
                 value, data = {"error": _reason(e)}, b""
             else:
                 value, data = encode_result(result, info)
@@ -220,6 +229,12 @@ class Connections:
             record["error"] = value["error"][:500]
         self._record(record, started, len(data) + len(str(value)))
         return Reply(value, data)
+
+    def _drop(self, session: Session) -> None:
+        """Forget a session whose server went away (its holder cleans up)."""
+        session.stop.set()
+        if self._sessions.get(session.server.name) is session:
+            del self._sessions[session.server.name]
 
     async def _check_approval(self, server: Server, tool: str, arguments: dict) -> None:
         approve = server.policy.approve or self.approve
@@ -330,6 +345,16 @@ async def _all_resources(client: Any) -> dict[str, str]:
         if not cursor:
             break
     return files
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """Whether a call failed because the connection to the server is gone."""
+    import anyio
+    from mcp_types import CONNECTION_CLOSED
+
+    if isinstance(error, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)):
+        return True
+    return type(error).__name__ == "MCPError" and getattr(error, "code", None) == CONNECTION_CLOSED
 
 
 def _description(server: Server, client: Any) -> str:
