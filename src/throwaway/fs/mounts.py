@@ -148,18 +148,30 @@ class HostDir(Mount):
         return True
 
     def open_file(self, rel: str, flags: int) -> int:
-        """A descriptor of the regular file at `rel`. Anything else is refused
-        before it is opened (ENXIO; EISDIR for a folder), and again after, in
-        case it was swapped in between: the open itself never blocks."""
+        """A descriptor of the regular file at `rel` (EISDIR for a folder; see `open_entry`)."""
+        fd, _ = self.open_entry(rel, flags)
+        if fd is None:
+            raise OSError(errno.EISDIR, "Is a directory")
+        return fd
+
+    def open_entry(self, rel: str, flags: int) -> tuple[int | None, os.stat_result]:
+        """The entry at `rel` in one lookup: a folder's stat (and no descriptor),
+        or a regular file opened with `flags`, and its stat. Anything else is
+        refused before it is opened (ENXIO), and again after, in case it was
+        swapped in between: the open itself never blocks."""
         with self.at(rel) as (d, name):
-            _regular(os.stat(name, dir_fd=d, follow_symlinks=False))
+            st = os.stat(name, dir_fd=d, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                return None, st
+            _regular(st)
             fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=d)
         try:
-            _regular(os.fstat(fd))
+            st = os.fstat(fd)
+            _regular(st)
         except BaseException:
             os.close(fd)
             raise
-        return fd
+        return fd, st
 
     def create(self, rel: str) -> None:
         """Create the empty file `rel`; EEXIST if anything is there (even a link)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat as stat_
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,18 +203,18 @@ class FsServer:
         mode = args.get("mode")
         if mode not in ("r", "w", "rw"):
             raise OSError(errno.EINVAL, "Invalid argument")
-        if stat_.S_ISDIR(m.lstat(rel).st_mode):
-            if mode != "r":
-                raise OSError(errno.EISDIR, "Is a directory")
-            return {"h": None, "whole": True, "stat": _stat(m.stat(rel))}
         if mode == "r":
             flags = os.O_RDONLY
         else:
             m.check_writable()
             flags = os.O_WRONLY if mode == "w" else os.O_RDWR
-        fd = m.open_file(rel, flags)  # a regular file, or refused without being opened
+        # A folder, or a regular file opened; anything else refused without being opened.
+        fd, st = m.open_entry(rel, flags)
+        if fd is None:
+            if mode != "r":
+                raise OSError(errno.EISDIR, "Is a directory")
+            return {"h": None, "whole": True, "stat": _stat(FileInfo(True, st.st_size, st.st_mtime, m.writable))}
         try:
-            st = os.fstat(fd)
             if mode != "r" and args.get("trunc"):
                 with self._lock:
                     self._charge(m, -st.st_size)
