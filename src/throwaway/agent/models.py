@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
-from pydantic_ai.models import Model
+if TYPE_CHECKING:  # pydantic-ai loads when a model is made: reading tasks needs only the errors below
+    from pydantic_ai.models import Model
 
 # The key an openai-compatible server gets, whatever its URL.
 COMPATIBLE_KEY = "THROWAWAY_OPENAI_COMPATIBLE_API_KEY"
@@ -119,6 +121,8 @@ def resolve_model(name: str | Model | None = None) -> Model:
     Raises `ModelNotConfigured`, with instructions, when there is no model name
     or the provider it names has no key.
     """
+    from pydantic_ai.models import Model
+
     if isinstance(name, Model):
         return name
     name = configured_model_name(name)

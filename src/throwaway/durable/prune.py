@@ -8,8 +8,8 @@ from typing import Any
 from throwaway.fs.snapshot import load_manifest
 
 from . import backend
+from .names import TOOL_STEP, WORKFLOW_NAME
 from .queue import client
-from .workflow import TOOL_STEP, WORKFLOW_NAME
 
 FINISHED = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 

@@ -9,14 +9,15 @@ it.
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from throwaway.agent.task import TaskResult
+from typing import TYPE_CHECKING, Any
 
 from . import backend
+from .names import WORKFLOW_NAME
 from .serialization import JsonSerializer
 from .workers import QUEUE
-from .workflow import WORKFLOW_NAME
+
+if TYPE_CHECKING:
+    from throwaway.agent.task import TaskResult
 
 _clients: dict[str, Any] = {}
 
@@ -65,6 +66,8 @@ class TaskHandle:
 
         A task that failed or was cancelled raises `TaskFailed` with its error.
         """
+        from throwaway.agent.task import TaskResult
+
         from .tasks import TaskFailed, get_task
 
         deadline = None if timeout is None else time.monotonic() + timeout

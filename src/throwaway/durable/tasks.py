@@ -1,7 +1,9 @@
 """Tasks as the system database records them: listing, inspecting, resuming, cancelling.
 
 Reading tasks starts no DBOS executor (a `DBOSClient` reads the tables), so
-`throwaway tasks` and `show` never pick up queued work.
+`throwaway tasks` and `show` never pick up queued work. Nor does it load the
+agent loop or pydantic-ai (imported where a task is resumed or its model
+replies read back): a read-only command is one short process.
 """
 
 from __future__ import annotations
@@ -9,20 +11,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from dbos import DBOS
+from typing import TYPE_CHECKING, Any
 
 from throwaway.agent import events
-from throwaway.agent.steps import load_response, response_text, tool_calls
-from throwaway.agent.task import TaskResult
 
 from . import backend
-from .agent import agent_for
 from .locks import holder
+from .names import FINISH_STEP, MODEL_STEP, PREPARE_STEP, TOOL_STEP, WORKFLOW_NAME
 from .queue import client
 from .workers import live_workers
-from .workflow import FINISH_STEP, MODEL_STEP, PREPARE_STEP, TOOL_STEP, WORKFLOW_NAME
+
+if TYPE_CHECKING:
+    from throwaway.agent.task import TaskResult
 
 
 class TaskNotFound(LookupError):
@@ -162,6 +162,8 @@ def checkpoints(task_id: str) -> list[dict[str, Any]]:
 
 def replay(task: TaskInfo) -> list[events.Event]:
     """The events the task emitted, rebuilt from its checkpoints (for `throwaway show`)."""
+    from throwaway.agent.steps import load_response, response_text, tool_calls
+
     where = backend.where(backend.configured()[1])
     out: list[events.Event] = [{"type": "task", "task_id": task.task_id, "prompt": task.prompt,
                                 "model": task.model, "resumed": False}]
@@ -208,6 +210,12 @@ def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool
     new task forked from the failed step, with the steps before it copied. A
     finished task is returned as it is.
     """
+    from dbos import DBOS
+
+    from throwaway.agent.task import TaskResult
+
+    from .agent import agent_for
+
     task = get_task(task_id)
     if task.output is not None:  # it ran to its end: done, max_steps, or failed for want of an answer
         return TaskResult.from_dict(task.output)
@@ -247,6 +255,7 @@ def _recover(task_id: str) -> Any:
     resumes at the same moment only the first moves it, and it runs once.
     (`DBOS.resume_workflow` would move a running task too.)
     """
+    from dbos import DBOS
     from dbos._dbos import _get_dbos_instance
     from dbos._utils import INTERNAL_QUEUE_NAME
 

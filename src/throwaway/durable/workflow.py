@@ -34,13 +34,8 @@ from throwaway.agent.workspace import Workspace
 
 from . import backend, drain
 from .locks import TaskLock
+from .names import FINISH_STEP, MODEL_STEP, PREPARE_STEP, TOOL_STEP, WORKFLOW_NAME  # noqa: F401 - also read from here
 from .serialization import RecordedError
-
-WORKFLOW_NAME = "throwaway.task"
-PREPARE_STEP = "throwaway.prepare"
-MODEL_STEP = "throwaway.model"
-TOOL_STEP = "throwaway.tool"
-FINISH_STEP = "throwaway.finish"
 
 # Not a timeout: a call that ran past the task's model timeout is most likely a
 # runaway reply, and asking twice more would triple the wait; the step fails
