@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -160,9 +161,9 @@ def test_idle_sessions_are_closed():
 
 @asynccontextmanager
 async def http_client(url, headers=None):
-    async with create_mcp_http_client(headers=headers) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            yield client
+    async with (create_mcp_http_client(headers=headers) as http,
+                Client(streamable_http_client(url, http_client=http)) as client):
+        yield client
 
 
 @pytest.fixture
@@ -203,14 +204,14 @@ def test_streamable_http_with_a_token_and_eight_clients_at_once(http_server):
         assert refused.value.code == 401
 
     async def main():
-        with pytest.raises(BaseException):
+        with pytest.raises(BaseException, match="unhandled errors"):  # the SDK's task group, around the 401
             async with http_client(http_server):
                 pass
 
         async with http_client(http_server, auth) as client:
             made, _ = await run(client, "n = 0")
             sid = made["session"]
-            result, images = await run(client, PNG, sid)
+            _, images = await run(client, PNG, sid)
             assert [i.mime_type for i in images] == ["image/png"]
 
             other, _ = await run(client, "n = 100")
@@ -244,3 +245,45 @@ def test_the_servers_sessions_can_import_mcp_servers_code_mode():
             assert result["value"] == "5" and [i.mime_type for i in images] == ["image/png"]
 
     asyncio.run(main())
+
+
+def test_beyond_loopback_a_token_is_made_and_required():
+    from throwaway.mcpserver.server import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "THROWAWAY_MCP_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-m", "throwaway.cli", "mcp", "--http", f"0.0.0.0:{port}", "--pool", "0"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        assert "Authorization: Bearer " in line, line
+        token = line.split("Bearer ", 1)[1].strip()
+        url = f"http://127.0.0.1:{port}/mcp"
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        request = urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 401
+
+        async def main():
+            async with http_client(url, {"Authorization": f"Bearer {token}"}) as client:
+                result, _ = await run(client, "6 * 7")
+                assert result["value"] == "42"
+
+        asyncio.run(main())
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -113,7 +113,7 @@ class Connections:
         try:
             done = asyncio.run_coroutine_threadsafe(self._close_all(), loop)
             done.result(timeout)
-        except Exception:  # noqa: BLE001 - a server that will not close is left to the loop's end
+        except Exception:  # noqa: BLE001, S110 - a server that will not close is left to the loop's end
             pass
         finally:
             loop.call_soon_threadsafe(loop.stop)
@@ -164,7 +164,7 @@ class Connections:
                 if self._opening.get(name) is opening:
                     del self._opening[name]  # from now on it is found in _sessions (until dropped)
                 await session.stop.wait()
-        except BaseException as e:  # noqa: BLE001 - handed to whoever waits for the session
+        except BaseException as e:  # handed to whoever waits for the session
             if not opening.done():
                 opening.set_exception(ConnectionError(
                     f"could not open the MCP server {name!r} ({server.label}): {_reason(e)}"))
@@ -270,7 +270,7 @@ class Connections:
         if self.on_call is not None:
             try:
                 self.on_call(dict(record))
-            except Exception:  # noqa: BLE001 - a listener's fault is not the guest's
+            except Exception:  # noqa: BLE001, S110 - a listener's fault is not the guest's
                 pass
 
 

@@ -172,7 +172,7 @@ class Toolset:
         for fn in self.functions:
             # A function with a return annotation gives structured data (Python
             # values in the guest), not its result printed as text.
-            options = dict(name=fn.__name__, description=inspect.getdoc(fn) or None)
+            options = {"name": fn.__name__, "description": inspect.getdoc(fn) or None}
             try:
                 server.add_tool(_speaking(fn), structured_output=True, **options)
             except Exception:  # noqa: BLE001 - no return annotation, or one with no schema (a bare dict)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -188,8 +189,8 @@ def readme(server: str, description: str, tools: list[ToolInfo], resources: Iter
     if tools:
         first = tools[0].py_name
         lines += [f"Import a tool and call it: `from servers.{server} import {first}`.",
-                  f"Each tool's arguments and full description are in its file ({first}.py); "
-                  "an error result raises servers.ToolError.", "", "Tools:"]
+                  (f"Each tool's arguments and full description are in its file ({first}.py); "
+                   "an error result raises servers.ToolError."), "", "Tools:"]
         for t in tools:
             args = ", ".join(identifier(n) for n in (t.input_schema.get("properties") or {}))
             lines.append(f"- {t.py_name}({args}): {t.summary}".rstrip(": "))
@@ -277,7 +278,7 @@ def _union(parts: Iterable[str]) -> str:
 def _literal(value: Any) -> str | None:
     """Python source for a JSON value, or None when it has none we can write."""
     if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, float) and value != value:
+        if isinstance(value, float) and not math.isfinite(value):
             return None
         return repr(value)
     return None  # a list or dict default is left to the server (the parameter defaults to None)

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from throwaway.sandbox import AsyncSandbox
 from throwaway.sandbox.pool import AsyncSandboxPool
@@ -67,7 +67,7 @@ class Sessions:
         self._reaper: asyncio.Task[None] | None = None
         self._creating = 0
 
-    async def __aenter__(self) -> Sessions:
+    async def __aenter__(self) -> Self:
         if self.pool_size > 0:
             self._pool = AsyncSandboxPool(self.pool_size, **self.sandbox_options)
         self._reaper = asyncio.create_task(self._reap())
