@@ -34,6 +34,9 @@ _FACE = {
     "Agent": "throwaway.durable",
     "TaskResult": "throwaway.agent",
     "ModelNotConfigured": "throwaway.agent",
+    "MCPServer": "throwaway.mcp",
+    "Toolset": "throwaway.mcp",
+    "Toolbox": "throwaway.mcp",
 }
 
 __all__ = sorted(_FACE)
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from throwaway.agent import ModelNotConfigured, TaskResult
     from throwaway.durable import Agent
     from throwaway.fs import FileSystem, MountSpec, Resource
+    from throwaway.mcp import MCPServer, Toolbox, Toolset
     from throwaway.sandbox import AsyncSandbox, AsyncSandboxPool, ExecResult, Limits, Sandbox, SandboxError, SandboxPool
     from throwaway.sandbox.packages import PackageGateway
     from throwaway.store import BlobStore
