@@ -29,7 +29,7 @@ from .servers import MCPServer, Server, Toolset
 from .stubs import ToolInfo, tool_infos, wrapped_result
 
 OPEN_TIMEOUT = 60.0  # seconds a server may take to start and answer its handshake
-MAX_RESULT_BYTES = 32 << 20  # a tool result the guest gets, at most
+MAX_RESULT_BYTES = 8 << 20  # a tool result (or resource) the guest gets, at most
 MAX_PAGES = 100  # pages of a tool or resource listing, at most
 MAX_RECORDS = 1000  # calls kept in `Connections.records`
 MAX_INSTRUCTIONS = 4000  # characters of a server's instructions kept for its README
