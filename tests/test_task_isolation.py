@@ -108,3 +108,23 @@ def test_tasks_at_once_see_only_their_own_mounts(data, folders, tmp_path):
     assert _seen(results["a"]) == {"/data": ["alpha-secret.txt"], "/other": "FileNotFoundError"}
     assert _seen(results["b"]) == {"/data": "FileNotFoundError", "/other": "FileNotFoundError"}
     assert _seen(results["c"]) == {"/data": ["beta-secret.txt"], "/other": ["alpha-secret.txt"]}
+
+
+def test_a_resources_cached_contents_stay_in_their_sandbox():
+    """Contents computed for one sandbox's stat never answer another sandbox's open."""
+    from throwaway import FileSystem, Sandbox
+
+    fs = FileSystem()
+    calls = []
+
+    @fs.file("/r/n")
+    def counter() -> str:
+        calls.append(1)
+        return f"call {len(calls)}"
+
+    with Sandbox(fs=fs) as a, Sandbox(fs=fs.copy()) as b:
+        stat = "import os; os.stat('/r/n').st_size"
+        assert a.exec(stat).json == len("call 1")  # a's stat computed "call 1" and keeps it briefly
+        assert b.exec(stat).json == len("call 2")  # b's stat computed its own
+        # a's open gets what a's stat computed (or a fresh value), never b's "call 2".
+        assert a.exec("open('/r/n').read()").json in ("call 1", "call 3")

@@ -289,10 +289,6 @@ class Files(Resource):
     def __init__(self, description: str = "") -> None:
         super().__init__(description)
         self.files: dict[str, tuple[Callable[..., Any], bool]] = {}
-        # Contents computed for a stat (the guest's open looks the file up
-        # first), kept briefly so that the open that follows does not compute
-        # them a second time.
-        self._fresh: dict[str, tuple[float, Any]] = {}
 
     @property
     def writable(self) -> bool:  # type: ignore[override]
@@ -322,9 +318,6 @@ class Files(Resource):
         fn = self._fn(path, write=False)
         if self.files[path.lstrip("/")][1]:
             return b""  # a write-only file reads as empty
-        fresh = self._fresh.pop(path, None)
-        if fresh is not None and time.monotonic() - fresh[0] < 2.0:
-            return fresh[1]
         return fn()
 
     def write(self, path: str, data: bytes) -> MaybeAsync:
@@ -338,12 +331,12 @@ class Files(Resource):
             raise OSError(errno.ENOENT, "No such file or directory")
         if writable:
             return FileInfo(False, 0, time.time(), True)
+        return _then(fn(), lambda data: FileInfo(False, len(_bytes(data)), time.time(), False))
 
-        def info(data: Any) -> FileInfo:
-            self._fresh[path] = (time.monotonic(), data)
-            return FileInfo(False, len(_bytes(data)), time.time(), False)
-
-        return _then(fn(), info)
+    def computes(self, path: str) -> bool:
+        """Whether reading `path` calls its function (a readable file, not a write-only one)."""
+        entry = self.files.get(path.lstrip("/"))
+        return entry is not None and not entry[1]
 
 
 def _bytes(data: Content) -> bytes:

@@ -18,16 +18,18 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..wire.calls import Reply
 from .filesystem import FileSystem
-from .mounts import FileInfo, HostDir, Mount, Resource, _bytes, _then
+from .mounts import FileInfo, Files, HostDir, Mount, Resource, _bytes, _then
 from .paths import guest_rel
 
 WHOLE = 4 * 1024 * 1024  # files up to this size go to the guest whole, at open
 MAX_BUFFERED = 64 * 1024 * 1024  # all resource files being written by one sandbox, together
+FRESH_SECONDS = 2.0  # how long a resource's contents computed for a stat serve the open after it
 MAX_OFFSET = 2**53  # positions and sizes past this are not numbers JavaScript sends exactly
 
 
@@ -55,6 +57,10 @@ class FsServer:
         self.used: dict[str, int] = {}  # bytes added to each writable host folder, by mount path
         self.entries: dict[str, int] = {}  # files and folders created in it, net of those removed
         self.quota_hit = False
+        # Contents a resource function computed for a stat (the guest's open
+        # looks the file up first), kept briefly so that the open that follows
+        # does not compute them a second time. Per sandbox: never another's.
+        self._fresh: dict[tuple[str, str], tuple[float, Any]] = {}
 
     @property
     def max_handles(self) -> int:
@@ -297,6 +303,13 @@ class FsServer:
     # -- resources ----------------------------------------------------------------
 
     def _resource_stat(self, m: Resource, rel: str, args: dict) -> Any:
+        if isinstance(m, Files) and m.computes(rel):
+            def keep(data: Any) -> dict:
+                with self._lock:
+                    self._fresh[(m.path, rel)] = (time.monotonic(), data)
+                return _stat(FileInfo(False, len(_bytes(data)), time.time(), False))
+
+            return _then(m.read(rel), keep)
         return _then(m.stat(rel), _stat)
 
     def _resource_list(self, m: Resource, rel: str, args: dict) -> Any:
@@ -316,6 +329,10 @@ class FsServer:
                 return Reply({"h": None, "whole": True, "stat": _stat(info)}, data)
             return Reply({"h": self._new_handle(_Handle(m, rel, data=data)), "whole": False, "stat": _stat(info)})
 
+        with self._lock:
+            fresh = self._fresh.pop((m.path, rel), None)
+        if fresh is not None and time.monotonic() - fresh[0] < FRESH_SECONDS:
+            return opened(fresh[1])
         return _then(m.read(rel), opened)
 
     def _resource_create(self, m: Resource, rel: str, args: dict) -> dict:
