@@ -413,3 +413,30 @@ def test_a_server_that_dies_is_started_again_on_the_next_call():
         second = run(sb, "pid()").json
         assert second != first
         assert run(sb, "from servers.demo import add\nadd(1, 1)").json == 2
+
+
+def test_generated_source_is_python_whatever_the_schema_says():
+    """Names that are keywords or not identifiers, quotes and backslashes in
+    descriptions, nullable and nested types: the source compiles, and help()
+    would show the server's own text."""
+    import random
+    from types import SimpleNamespace
+
+    from throwaway.mcp.stubs import package_source, tool_infos, tool_source
+
+    rng = random.Random(7)
+    for _ in range(300):
+        text = "".join(rng.choice(['"', "\\", "'", "a", " ", "\n", "x"]) for _ in range(rng.randint(0, 12))).strip()
+        schema = {"type": "object", "required": ["from"], "properties": {
+            "from": {"type": "string", "description": text}, "a-b": {"type": ["integer", "null"]},
+            "a_b": {"anyOf": [{"$ref": "#/$defs/P"}, {"type": "null"}]}, "1x": {"enum": ["a", text]},
+            "deep": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}, "default": [1]}},
+            "$defs": {"P": {"type": "object"}}}
+        (info,) = tool_infos([SimpleNamespace(name="do-it", description=text, input_schema=schema, output_schema=None)])
+        function = next(c for c in compile(tool_source("s", info), "tool", "exec").co_consts
+                        if hasattr(c, "co_name") and c.co_name == "do_it")
+        lines = [line.strip() for line in (text or "do-it").splitlines()]
+        assert [line.strip() for line in function.co_consts[0].splitlines()][:len(lines)] == lines, text
+        module = compile(package_source("s", text, [info]), "package", "exec")
+        assert [line.strip() for line in module.co_consts[0].splitlines()] == [
+            line.strip() for line in (text or "s").splitlines()], text

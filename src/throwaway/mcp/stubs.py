@@ -152,15 +152,17 @@ def tool_source(server: str, tool: ToolInfo) -> str:
             params.append(f"{py}: {annotation} = {_literal(prop['default'])}")
             sends.append(f"    _arguments[{name!r}] = {py}")
         else:
-            params.append(f"{py}: {annotation} | None = None")
+            optional = annotation if annotation == "Any" or "None" in annotation.split(" | ") else f"{annotation} | None"
+            params.append(f"{py}: {optional} = None")
             sends.append(f"    if {py} is not None:\n        _arguments[{name!r}] = {py}")
         text = _oneline(prop.get("description") or prop.get("title") or "")
-        doc_args.append(f"        {py} ({annotation}{'' if name in required else ', optional'}): {text}".rstrip())
+        kind = _doc(annotation) + ("" if name in required else ", optional")
+        doc_args.append(f"        {py} ({kind}): {text}".rstrip())
     returns, returns_doc = _returns(tool.output_schema)
     doc = [_doc(tool.description[:MAX_DESCRIPTION] or tool.name)]
     if doc_args:
         doc += ["", "    Args:", *doc_args]
-    doc += ["", "    Returns:", f"        {returns_doc}", "",
+    doc += ["", "    Returns:", f"        {_doc(returns_doc)}", "",
             "    Raises:", "        servers.ToolError: the tool answered with an error (its message)."]
     signature = ", ".join(params)
     body = ["    _arguments = {}", *sends,
@@ -298,9 +300,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 def _doc(text: str) -> str:
     """Text that is safe inside a triple-quoted docstring."""
     text = _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
-    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    if text.endswith('"'):
-        text = text[:-1] + '\\"'
+    # A quote is escaped where it is followed by another or ends the text:
+    # then no three quotes in a row, and none against the closing ones.
+    text = re.sub(r'"(?="|$)', r'\\"', text.replace("\\", "\\\\"))
     return "\n".join(("    " + line) if i and line else line for i, line in enumerate(text.split("\n")))
 
 
