@@ -254,7 +254,7 @@ def test_spec_parsing():
     s = MCPServer.parse("time=python -m mcp_server_time")
     assert (s.name, s.command) == ("time", ("python", "-m", "mcp_server_time"))
     assert MCPServer.parse("docs=http://127.0.0.1:8000/mcp").url == "http://127.0.0.1:8000/mcp"
-    for bad in ("time", "=python", "Time=python", "class=python", "x="):
+    for bad in ("time", "=python", "Time=python", "class=python", "_call=python", "x="):
         with pytest.raises(ValueError):
             MCPServer.parse(bad)
 

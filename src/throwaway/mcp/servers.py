@@ -21,14 +21,14 @@ from typing import Any
 # approve(server, tool, arguments) -> bool (plain or async): False refuses the call.
 Approve = Callable[[str, str, dict[str, Any]], "bool | Awaitable[bool]"]
 
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # no leading "_": servers/__init__.py's own names start so
 
 
 def check_name(name: str) -> str:
     """A server's name is its package name in the guest: `from servers.<name> import ...`."""
-    if not _NAME.match(name) or keyword.iskeyword(name) or name.startswith("__"):
-        raise ValueError(f"a server's name must be a lowercase Python identifier (it is imported as "
-                         f"servers.<name>), got {name!r}")
+    if not _NAME.match(name) or keyword.iskeyword(name):
+        raise ValueError(f"a server's name must be a lowercase Python identifier that starts with a letter "
+                         f"(it is imported as servers.<name>), got {name!r}")
     return name
 
 
