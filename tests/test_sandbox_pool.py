@@ -25,3 +25,17 @@ def test_async_pool():
                 return (await sb.exec("40 + 2")).json
 
     assert asyncio.run(main()) == 42
+
+
+def test_an_async_pool_hands_a_failed_boot_to_the_next_acquire():
+    """A sandbox that cannot boot is an error for whoever acquires, not a wait forever."""
+    import pytest
+
+    from throwaway.sandbox import SandboxError
+
+    async def main():
+        async with AsyncSandboxPool(1, preload=("no_such_package_anywhere",)) as pool:
+            with pytest.raises(SandboxError, match="no_such_package_anywhere"):
+                await asyncio.wait_for(pool.acquire(), 120)
+
+    asyncio.run(main())

@@ -7,6 +7,7 @@ user's); when it is given back it is closed and a fresh one boots in its place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -94,7 +95,7 @@ class AsyncSandboxPool:
             raise ValueError("a pool needs a size of at least 1")
         self.size = size
         self._options = sandbox_options
-        self._ready: asyncio.Queue[AsyncSandbox] = asyncio.Queue()
+        self._ready: asyncio.Queue[AsyncSandbox | Exception] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         for _ in range(size):
@@ -102,7 +103,14 @@ class AsyncSandboxPool:
 
     def _refill(self) -> None:
         async def boot() -> None:
-            sb = await AsyncSandbox(**self._options).start()
+            sb = AsyncSandbox(**self._options)
+            try:
+                await sb.start()
+            except Exception as e:  # handed to whoever acquires next, as SandboxPool does
+                with contextlib.suppress(Exception):
+                    await sb.close()  # a runtime that half started ends now, not at garbage collection
+                self._ready.put_nowait(e)
+                return
             if self._closed:
                 await sb.close()
             else:
@@ -117,6 +125,8 @@ class AsyncSandboxPool:
             raise RuntimeError("the pool is closed")
         sb = await self._ready.get()
         self._refill()
+        if isinstance(sb, Exception):
+            raise sb
         return sb
 
     async def release(self, sb: AsyncSandbox) -> None:
@@ -135,7 +145,9 @@ class AsyncSandboxPool:
         for task in list(self._tasks):
             await asyncio.gather(task, return_exceptions=True)
         while not self._ready.empty():
-            await self._ready.get_nowait().close()
+            sb = self._ready.get_nowait()
+            if isinstance(sb, AsyncSandbox):
+                await sb.close()
 
     async def __aenter__(self) -> AsyncSandboxPool:
         return self
