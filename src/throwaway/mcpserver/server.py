@@ -22,7 +22,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import BlobResourceContents, EmbeddedResource, ImageContent, TextContent
 
-from throwaway.sandbox import ExecResult
+from throwaway.sandbox import ExecResult, SandboxError
 
 from .sessions import SessionError, Sessions
 
@@ -55,6 +55,8 @@ def build(sessions: Sessions, *, default_timeout: float = 30.0, max_timeout: flo
             return await sessions.use(session, work)
         except SessionError as e:
             raise ToolError(str(e)) from None
+        except SandboxError as e:  # the runtime could not be started (the SDK would hide the message)
+            raise ToolError(f"the sandbox failed: {e}") from None
 
     @mcp.tool(structured_output=False)
     async def run_python(code: str, session: str | None = None, timeout: float | None = None) -> list[Any]:
