@@ -440,3 +440,18 @@ def test_generated_source_is_python_whatever_the_schema_says():
         module = compile(package_source("s", text, [info]), "package", "exec")
         assert [line.strip() for line in module.co_consts[0].splitlines()] == [
             line.strip() for line in (text or "s").splitlines()], text
+
+
+def test_a_step_records_at_most_a_hundred_calls_and_counts_the_rest(tmp_path):
+    from throwaway.agent.task import MAX_RECORDED_CALLS
+    from throwaway.durable import Agent
+    from throwaway.testing import ScriptedModel
+
+    agent = Agent("codemode-many", model=ScriptedModel(["hello"]), mcp=[Toolset("crm", [find_customer])])
+    task = agent.task("t2", agent.task_spec("hi", output_dir=tmp_path))
+    with task.sandbox() as sb:
+        run(sb, "from servers.crm import find_customer\nfor i in range(130):\n    find_customer('a', limit=1)")
+    taken = task.take_mcp_calls()
+    assert len(taken["mcp_calls"]) == MAX_RECORDED_CALLS and taken["mcp_calls_omitted"] == 30
+    assert taken["mcp_calls"][0]["arguments"] == {"name": "a", "limit": 1}
+    assert task.take_mcp_calls() == {}

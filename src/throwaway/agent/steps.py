@@ -90,8 +90,9 @@ def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any],
         cell_timeout=task.cell_timeout,
         model_settings=task.model_settings(),
     )
-    first_mcp_call = len(task.mcp_calls)
+    task.take_mcp_calls()  # none from before this step (a cell cut short, say) count as its own
     result = run_tool(call["tool"], call["args"], context)
+    mcp_calls = task.take_mcp_calls()
     if result.changed_files:
         restarts = workspace.restarts
         snapshot = workspace.snapshot() or snapshot
@@ -108,7 +109,7 @@ def call_tool(task: Task, workspace: Workspace, step: int, call: dict[str, Any],
         "snapshot": snapshot,
         "restored": restored,
         # MCP calls the cell made: server, tool, arguments, result_bytes, seconds (and error).
-        **({"mcp_calls": task.mcp_calls[first_mcp_call:]} if len(task.mcp_calls) > first_mcp_call else {}),
+        **mcp_calls,
     }
 
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from throwaway.sandbox import Sandbox
 
 
+MAX_RECORDED_CALLS = 100  # MCP calls kept in one tool step's record; more are counted
+
+
 @dataclass
 class Task:
     """Everything one execution of the loop needs: built afresh each time a task
@@ -46,6 +49,7 @@ class Task:
     model_timeout: float | None = None  # seconds one model call may take
     mcp: Sequence[Any] = ()  # MCP servers and Toolsets (throwaway.mcp): the guest imports them as servers.<name>
     mcp_calls: list[dict[str, Any]] = field(default_factory=list)  # the calls made on them, for the steps' records
+    mcp_calls_omitted: int = 0  # calls past MAX_RECORDED_CALLS in one step, counted only
     _toolbox: Toolbox | None = field(default=None, init=False, repr=False)
 
     def model_settings(self) -> ModelSettings:
@@ -94,10 +98,23 @@ class Task:
 
     def _mcp_call(self, record: dict[str, Any]) -> None:
         """Keep a call for its tool step's record (arguments clipped: it goes into a checkpoint)."""
+        if len(self.mcp_calls) >= MAX_RECORDED_CALLS:
+            self.mcp_calls_omitted += 1
+            return
         args = json.dumps(record.get("arguments"), ensure_ascii=False, default=str)
         if len(args) > 1000:
             record = {**record, "arguments": args[:1000] + "..."}
         self.mcp_calls.append(record)
+
+    def take_mcp_calls(self) -> dict[str, Any]:
+        """The MCP calls made since the last take, for a tool step's record ({} if none)."""
+        calls, omitted = self.mcp_calls[:], self.mcp_calls_omitted
+        self.mcp_calls.clear()
+        self.mcp_calls_omitted = 0
+        out: dict[str, Any] = {"mcp_calls": calls} if calls else {}
+        if omitted:
+            out["mcp_calls_omitted"] = omitted
+        return out
 
     def emit(self, event: events.Event) -> None:
         """Report progress to whoever listens to this task, or to every task."""

@@ -129,6 +129,8 @@ class Printer:
                 self.line(f"    wrote  | {path}", fg="green")
             for call in e.get("mcp_calls") or []:
                 self.line(f"    mcp    | {_mcp_call(call)}", fg="red" if call.get("error") else "magenta")
+            if e.get("mcp_calls_omitted"):
+                self.line(f"    mcp    | ... and {e['mcp_calls_omitted']} more calls", dim=True)
             if content.get("note"):
                 self.line(f"    note   | {content['note']}", dim=True)
         else:
