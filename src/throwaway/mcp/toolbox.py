@@ -17,6 +17,7 @@ closed with the sandbox.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import time
 from collections.abc import Callable, Sequence
@@ -153,15 +154,16 @@ class Attached:
 
 
 async def _summaries(conns: Connections) -> list[ServerSummary]:
-    out = []
-    for name in conns.servers:
+    """Every server's summary, the servers started side by side."""
+
+    async def one(name: str) -> ServerSummary:
         try:
             s = await conns.session(name)
         except ConnectionError as e:
-            out.append(ServerSummary(name, "", (), str(e)))
-            continue
-        out.append(ServerSummary(name, s.description, tuple(t.py_name for t in s.tools)))
-    return out
+            return ServerSummary(name, "", (), str(e))
+        return ServerSummary(name, s.description, tuple(t.py_name for t in s.tools))
+
+    return list(await asyncio.gather(*(one(name) for name in conns.servers)))
 
 
 class ServersTree(Resource):
