@@ -169,7 +169,7 @@ def test_a_link_swapped_during_reads_never_leads_out(tmp_path, resolver, absolut
         try:
             seen = run(sb, TRY + "from throwaway import call\nseen = {}\n"
                        "def note(v):\n    seen[str(v)] = seen.get(str(v), 0) + 1\n"
-                       "for i in range(1500):\n"
+                       "for i in range(500):\n"
                        "    note(attempt(lambda: open('/data/flip/f.txt').read()))\n"
                        "    note(attempt(lambda: open('/data/flipf').read()))\n"
                        "    note(attempt(lambda: call('fs', {'op': 'open', 'm': 0, 'p': '/flip/f.txt', 'mode': 'r'})[1]"

@@ -434,8 +434,9 @@ def test_runtime_killed_at_random_moments_every_task_still_ends_done(data, sandb
     Sandbox().start().close()
     results = []
     with Killer(sandboxes, random.Random(1234), total=15, delays=(0.3, 2.5)) as killer:
-        for i in range(4):
-            results.append(agent.run("write the files", output_dir=tmp_path / f"out{i}"))
+        # At least 4 tasks, and more while the kills are too few (a fast machine ends tasks sooner).
+        while len(results) < 4 or (killer.kills < 10 and len(results) < 16):
+            results.append(agent.run("write the files", output_dir=tmp_path / f"out{len(results)}"))
     assert killer.kills >= 10, f"only {killer.kills} kills: the tasks ended too soon to test anything"
     for i, result in enumerate(results):
         assert result.status == "done", result
