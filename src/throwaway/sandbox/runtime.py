@@ -141,7 +141,11 @@ def deno_command(runtime: Runtime, *, memory_mb: int, readable: tuple[Path, ...]
         "--cached-only",
         "--unstable-worker-options",
         "--allow-read=" + ",".join(str(p) for p in readable),
-        f"--v8-flags=--wasm-max-mem-pages={pages},--max-old-space-size={max(memory_mb // 2, 256)}",
+        # A 1 MB semi-space (V8 sizes it up to 16 MB) keeps each of the two
+        # isolates' young generation small: about 5 MB less a sandbox (PSS);
+        # guest Python lives in wasm memory, the JS heaps hold little.
+        f"--v8-flags=--wasm-max-mem-pages={pages},--max-old-space-size={max(memory_mb // 2, 256)},"
+        "--max-semi-space-size=1",
         str(JS_DIR / "main.js"),
     ]
 
@@ -155,9 +159,17 @@ def deno_env(runtime: Runtime) -> dict[str, str]:
     that grow with every module guest code imports (a data: URL each time).
     The runtime needs nothing from it: Pyodide and our JS load from their
     folders. (The cost: no V8 code cache, about 0.15 s more a boot.)
+
+    glibc's malloc gives each thread that allocates an arena of its own and
+    keeps freed memory in it: V8's compiler threads leave about 25 MB a
+    process behind after the boot. One arena, trimmed past 128 KB, gives it
+    back (a sandbox's PSS 166 -> 127 MB here, guest code no slower).
     """
     return {"DENO_DIR": os.path.join(os.devnull, "deno"), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1",
-            "PATH": os.defpath}
+            "PATH": os.defpath, **MALLOC_TUNING}
+
+
+MALLOC_TUNING = {"MALLOC_ARENA_MAX": "1", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 # The runtime process's data memory past its wasm memory and JS heap: what

@@ -153,9 +153,15 @@ async function closeThreads() {
 async function init(m) {
   const { loadPyodide } = await import(new URL("pyodide.mjs", "file://" + m.indexURL).href);
   const options = { indexURL: m.indexURL, stdout: () => {}, stderr: () => {} };
+  const snapshot = m.make ? null : m.snapshot ?? Deno.readFile(m.snapshotPath); // read while Pyodide loads
   if (m.make) options._makeSnapshot = true;
-  else options._loadSnapshot = m.snapshot ?? Deno.readFile(m.snapshotPath); // read while Pyodide loads
+  else options._loadSnapshot = snapshot;
   py = await loadPyodide(options);
+  // The snapshot's bytes (31 MB) are copied into wasm memory by now, but
+  // Pyodide keeps its options, and them, for the interpreter's life, and this
+  // thread, asleep in Atomics.wait between cells, would never collect them:
+  // detaching their buffer frees it at once.
+  if (snapshot) (await snapshot).buffer.transfer?.(0);
   if (m.make) {
     // Our guest module is imported before the snapshot, so booting from the
     // snapshot finds it ready.
