@@ -1,4 +1,5 @@
 import pytest
+from pydantic_ai import models as pydantic_ai_models
 
 from throwaway.sandbox import Sandbox
 
@@ -39,3 +40,18 @@ def pg_cluster():
 def postgres(pg_cluster):
     """The URL of a database of its own for this test module (created by DBOS on first use)."""
     return pg_cluster.url("throwaway_tasks")
+
+
+@pytest.fixture
+def no_real_models(monkeypatch):
+    """Refuse any request to a real model provider (use it in modules of scripted models only)."""
+    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
+
+
+@pytest.fixture
+def data(tmp_path):
+    """Durable tasks in a data folder of the test's own (SQLite); DBOS stopped after."""
+    from throwaway.durable import backend
+
+    yield backend.launch(tmp_path / "data")
+    backend.shutdown()

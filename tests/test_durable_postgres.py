@@ -7,7 +7,6 @@ are not installed.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pydantic_ai import models as pydantic_ai_models
 
 from throwaway.cli import main
-from throwaway.durable import backend
 from throwaway.evals import TASKS, format_table, run_eval
 from throwaway.testing import ScriptedModel, register_model, tool_call
+
+# Scripted models only: a real provider call from this module is a bug.
+pytestmark = pytest.mark.usefixtures("no_real_models")
 
 TURNS = json.loads((Path(__file__).parent / "cassettes" / "eval" / "turns.json").read_text())["turns"]
 
@@ -62,18 +63,6 @@ def scripted(form: str | None):
                 script.append(FORMS[form](turn["tool"], turn["args"]))
         return ScriptedModel(script, name=f"scripted-{form or 'tools'}")
     return model_for
-
-
-@pytest.fixture(autouse=True)
-def no_real_models(monkeypatch):
-    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
-
-
-@pytest.fixture
-def data(tmp_path):
-    rt = backend.launch(tmp_path / "data")
-    yield rt
-    backend.shutdown()
 
 
 def test_the_suite_has_the_tasks_the_issue_asks_for():

@@ -6,12 +6,13 @@ import json
 import threading
 
 import pytest
-from pydantic_ai import models as pydantic_ai_models
 from pydantic_ai.messages import ModelRequest, ToolReturnPart
 
 from throwaway import Agent
-from throwaway.durable import backend
 from throwaway.testing import ScriptedModel, tool_call
+
+# Scripted models only: a real provider call from this module is a bug.
+pytestmark = pytest.mark.usefixtures("no_real_models")
 
 LOOK = """
 import os, json
@@ -33,17 +34,6 @@ def _echo_last_value(messages, info):
                 if isinstance(part, ToolReturnPart):
                     return part.content["stdout"].strip() or json.dumps(part.content)
     return "{}"
-
-
-@pytest.fixture(autouse=True)
-def no_real_models(monkeypatch):
-    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
-
-
-@pytest.fixture
-def data(tmp_path):
-    yield backend.launch(tmp_path / "data")
-    backend.shutdown()
 
 
 @pytest.fixture

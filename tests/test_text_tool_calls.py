@@ -28,6 +28,9 @@ from throwaway.durable import resume as resume_task
 from throwaway.durable.tasks import replay
 from throwaway.testing import ScriptedModel
 
+# Scripted models only: a real provider call from this module is a bug.
+pytestmark = pytest.mark.usefixtures("no_real_models")
+
 CODE = "import csv\ntotal = sum(int(r['amount']) for r in csv.DictReader(open('/data/sales.csv')))\n" \
        "open('/output/total.txt', 'w').write(str(total))\nprint('total', total)\n"
 
@@ -56,18 +59,6 @@ FORMS = {
     "fenced-python": ("Let me compute it.\n\n```python\n" + CODE + "```\n\nThis prints the total.", "fenced-python"),
     "bare-json": (json.dumps({"name": "execute_python", "arguments": json.dumps({"code": CODE})}), "json"),
 }
-
-
-@pytest.fixture(autouse=True)
-def no_real_models(monkeypatch):
-    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
-
-
-@pytest.fixture
-def data(tmp_path):
-    rt = backend.launch(tmp_path / "data")
-    yield rt
-    backend.shutdown()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import struct
 import subprocess
 import sys
 import threading
@@ -22,7 +21,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from pydantic_ai import models as pydantic_ai_models
 from starlette.testclient import TestClient
 
 from throwaway import Agent
@@ -33,38 +31,10 @@ from throwaway.ui import create_app
 from throwaway.ui.files import Snapshots, safe_zip_name, sniff_image
 from throwaway.ui.security import PAGE_POLICY
 
-# The seed's picture, made without Pillow (the sandbox has no package mirror in CI):
-# a PNG written by hand with zlib, the IP drawn as bars of its octets.
-MAKE_PICTURE = '''
-import struct, zlib
+from .pictures import MAKE_PICTURE, png_size
 
-with open('/network/current-ip') as f:
-    ip_address = f.read().strip()
-
-def chunk(kind, data):
-    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-
-width, height = 64, 32
-octets = [int(part) for part in ip_address.split('.')]
-rows = []
-for y in range(height):
-    row = bytearray([0])
-    for x in range(width):
-        bar = octets[x * len(octets) // width]
-        row += bytes((30, 100, 200)) if y < height * bar // 256 else bytes((255, 255, 255))
-    rows.append(bytes(row))
-png = b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
-png += chunk(b'IDAT', zlib.compress(b''.join(rows))) + chunk(b'IEND', b'')
-with open('/output/ip_address.png', 'wb') as f:
-    f.write(png)
-print("Picture saved to /output/ip_address.png")
-len(png)
-'''
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
-    return struct.unpack(">II", data[16:24])
+# Scripted models only: a real provider call from this module is a bug.
+pytestmark = pytest.mark.usefixtures("no_real_models")
 
 
 LOOPBACK = "http://127.0.0.1"
@@ -82,11 +52,6 @@ open("/output/fake.png", "w").write("<script>alert(1)</script>")
 '''
 MODEL_HTML = "Look: <script>alert('model')</script> <img src=x onerror=alert(2)> **bold** [link](javascript:alert(3))"
 ANSWER = "The picture is in /output/ip_address.png <iframe src=//evil></iframe>"
-
-
-@pytest.fixture(autouse=True)
-def no_real_models(monkeypatch):
-    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
 
 
 @pytest.fixture(scope="module")

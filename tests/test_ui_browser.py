@@ -16,22 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from pydantic_ai import models as pydantic_ai_models
 
 from throwaway import Agent
 from throwaway.durable import backend, get_task
 from throwaway.testing import ScriptedModel, tool_call
 from throwaway.ui import create_app
 
-from .test_ui import HOSTILE_CELL, MAKE_PICTURE, MODEL_HTML
+from .pictures import MAKE_PICTURE
+from .test_ui import HOSTILE_CELL, MODEL_HTML
+
+# Scripted models only: a real provider call from this module is a bug.
+pytestmark = pytest.mark.usefixtures("no_real_models")
 
 ARTIFACTS = Path(os.environ.get("THROWAWAY_TEST_ARTIFACTS") or Path(__file__).parents[1] / "test-artifacts") / "ui"
 CHROMIUM = os.environ.get("THROWAWAY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(autouse=True)
-def no_real_models(monkeypatch):
-    monkeypatch.setattr(pydantic_ai_models, "ALLOW_MODEL_REQUESTS", False)
 
 
 @pytest.fixture(scope="module")
