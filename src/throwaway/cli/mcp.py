@@ -6,6 +6,7 @@ import asyncio
 
 import click
 
+from .mounts import mounted_file_system
 from .sandbox import _toolbox
 from .tasks import mcp_specs
 
@@ -35,17 +36,10 @@ def mcp(http: str | None, token: str | None, timeout: float, max_timeout: float,
         mounts: tuple[str, ...], mcp: tuple[str, ...], pool: int, idle_seconds: float, max_sessions: int) -> None:
     """Serve Python sandboxes to MCP clients: run_python with sessions, read_file, write_file,
     list_sessions, close_session. Speaks MCP on stdin/stdout unless --http is given."""
-    from throwaway.fs import FileSystem, MountSpec
     from throwaway.mcpserver import Sessions, serve_http, serve_stdio
     from throwaway.sandbox import Limits
 
-    fs = FileSystem()
-    for text in mounts:
-        try:
-            m = MountSpec.parse(text)
-            fs.mount_host(m.guest, m.host, writable=m.writable)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--mount") from None
+    fs = mounted_file_system(mounts)
     sessions = Sessions(pool=pool, idle_seconds=idle_seconds, max_sessions=max_sessions, fs=fs,
                         limits=Limits(timeout=timeout, memory_mb=memory_mb),
                         extensions=[_toolbox(mcp)] if mcp else [])

@@ -7,11 +7,11 @@ import sys
 
 import click
 
-from throwaway.fs import FileSystem, MountSpec
 from throwaway.sandbox import Limits, Sandbox
 from throwaway.sandbox.packages import PackageError, PackageGateway
 from throwaway.sandbox.runtime import PYODIDE_VERSION, SetupError, ensure_runtime
 
+from .mounts import mounted_file_system
 from .terminal import plain
 
 
@@ -62,13 +62,7 @@ def exec_(code: str | None, path, timeout: float, memory_mb: int, as_json: bool,
 
     Exits with status 1 if the code raised or hit a limit.
     """
-    fs = FileSystem()
-    for text in mounts:
-        try:
-            m = MountSpec.parse(text)
-            fs.mount_host(m.guest, m.host, writable=m.writable)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--mount") from None
+    fs = mounted_file_system(mounts)
     if path is not None:
         code = path.read()
     if code is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .mounts import parse_mounts
 from .terminal import plain
 
 MODEL_HELP = ("Model as provider:model, e.g. anthropic:claude-sonnet-5-5, openai:gpt-5, "
@@ -121,15 +122,6 @@ def task_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _mounts(mounts: tuple[str, ...]) -> list[Any]:
-    from throwaway.fs import MountSpec
-
-    try:
-        return [MountSpec.parse(m) for m in mounts]
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--mount") from None
-
-
 @click.command()
 @click.argument("prompt")
 @task_options
@@ -145,7 +137,7 @@ def run(prompt: str, task_id: str | None, app: str | None, mounts: tuple[str, ..
 
     from .display import Printer
 
-    parsed = _mounts(mounts)
+    parsed = parse_mounts(mounts)
     task_id = task_id or new_task_id()
     with _durable(task_id=task_id, debug=debug):
         agent = load_app(app) if app else Agent()
@@ -167,7 +159,7 @@ def submit(prompt: str, task_id: str | None, app: str | None, mounts: tuple[str,
     """Put a task on the queue for a worker (`throwaway worker`, on any machine) and print its id at once."""
     from throwaway.durable import Agent, load_app
 
-    parsed = _mounts(mounts)
+    parsed = parse_mounts(mounts)
     with _durable(launch=False):
         agent = load_app(app) if app else Agent()
         handle = agent.submit(prompt, task_id=task_id, queue=queue, mounts=parsed, app=app, **options)

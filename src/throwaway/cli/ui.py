@@ -21,13 +21,11 @@ import click
 def ui(host: str, port: int, database_url: str | None, data_dir: str | None, mounts: tuple[str, ...],
        output_dir: str, open_browser: bool) -> None:
     """Serve a web view of tasks: their steps, code, output and files, live; start, resume, cancel, fork."""
-    from throwaway.fs import MountSpec
     from throwaway.ui import serve
 
-    try:
-        parsed = [MountSpec.parse(m) for m in mounts]
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--allow-mount") from None
+    from .mounts import parse_mounts
+
+    parsed = parse_mounts(mounts, param_hint="--allow-mount")
     serve(host=host, port=port, data_dir=data_dir, database_url=database_url, mounts=parsed,
           output_dir=output_dir, open_browser=open_browser, echo=click.echo)
 
