@@ -232,6 +232,9 @@ def _args(args: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {INVALID_JSON_KEY: args}
 
 
+RESULT_POLL = 0.05  # seconds between looks for a resumed task's result
+
+
 def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool = False) -> TaskResult:
     """Run an unfinished task to its end, from the step where it stopped.
 
@@ -255,7 +258,10 @@ def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool
     if task.worker and not force:
         raise TaskBusy(f"task {task.task_id} is running on {task.worker}; it carries on there "
                        "(or elsewhere, if that worker dies)")
-    if task.status == "queued" and not force:
+    # On DBOS's internal queue, a task is being recovered: another resume
+    # (a moment ago) put it there, and whichever process dequeues it runs it.
+    recovering = task.status == "queued" and task.queue == _internal_queue()
+    if task.status == "queued" and not recovering and not force:
         raise TaskBusy(f"task {task.task_id} is queued (position {task.position} on {task.queue}); "
                        "a worker will run it")
     backend.current()
@@ -273,9 +279,19 @@ def resume(task_id: str, *, on_event: events.Listener | None = None, force: bool
             target["id"] = handle.workflow_id
         elif task.status == "interrupted":
             handle = _recover(task.task_id)
+        elif recovering:
+            handle = DBOS.retrieve_workflow(task.task_id)
         else:
             handle = DBOS.resume_workflow(task.task_id)
-        return TaskResult.from_dict(handle.get_result())
+        # DBOS looks for the result once a second by default: up to a second
+        # lost after the last step. A look is one indexed read.
+        return TaskResult.from_dict(handle.get_result(polling_interval_sec=RESULT_POLL))
+
+
+def _internal_queue() -> str:
+    from dbos._utils import INTERNAL_QUEUE_NAME
+
+    return INTERNAL_QUEUE_NAME
 
 
 def _recover(task_id: str) -> Any:
