@@ -94,7 +94,7 @@ NEW_PROCESS_OURS = "from throwaway.sandbox import Sandbox\nsb = Sandbox().start(
 
 def ours(live: int) -> dict[str, float]:
     from throwaway.fs import FileSystem
-    from throwaway.sandbox import Sandbox, SandboxPool
+    from throwaway.sandbox import Sandbox
     from throwaway.sandbox.runtime import ensure_runtime
 
     ensure_runtime()
@@ -118,17 +118,9 @@ def ours(live: int) -> dict[str, float]:
 
     f["new_session"] = median_of(new_session, 5)
 
-    with SandboxPool(size=1) as pool:
-        times = []
-        for _ in range(5):
-            pool.acquire(timeout=120).close()  # let the pool refill
-            time.sleep(3)
-            t = time.perf_counter()
-            sb = pool.acquire(timeout=120)
-            sb.exec("1 + 1")
-            times.append(time.perf_counter() - t)
-            pool.release(sb)
-        f["pool_acquire"] = statistics.median(times)
+    from bench_sandbox import pool_first_result  # the same measure as the sandbox bench's
+
+    f["pool_acquire"] = pool_first_result(5)
 
     host = Path(tempfile.mkdtemp())
     (host / "small.txt").write_text("hello from the host\n")
