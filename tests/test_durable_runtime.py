@@ -10,8 +10,10 @@ import time
 import pytest
 from dbos import DBOS
 
-from throwaway.durable import backend
+from throwaway import Agent
+from throwaway.durable import backend, get_task
 from throwaway.durable.locks import TaskLock, holder
+from throwaway.testing import ScriptedModel
 from throwaway.durable.serialization import JsonSerializer
 
 
@@ -98,3 +100,30 @@ def test_task_lock_tells_running_from_interrupted(tmp_path):
     lock = TaskLock(path)
     assert lock.acquire()
     lock.release()
+
+
+def test_task_lock_is_reentrant_within_a_process(tmp_path):
+    path = tmp_path / "t2.lock"
+    outer, inner = TaskLock(path), TaskLock(path)
+    assert outer.acquire() and inner.acquire()
+    inner.release()
+    assert holder(path) is not None  # the outer holder still has it
+    outer.release()
+    assert holder(path) is None
+
+
+def test_a_task_reads_running_from_its_first_moment(launched, tmp_path):
+    """While DBOS has recorded a task but its agent is still being built, it reads as running here,
+    not as interrupted (the web view offered Resume instead of Cancel in that moment)."""
+    seen = []
+
+    class Watched(Agent):
+        def task(self, task_id, spec):
+            seen.append(get_task(task_id).status)
+            return super().task(task_id, spec)
+
+    agent = Watched("test-first-moment", model=ScriptedModel(["Nothing to do."]))
+    result = agent.run("Say nothing", output_dir=tmp_path / "out")
+    assert result.status == "done"
+    assert seen == ["running"]
+    assert holder(launched.lock_path(result.task_id)) is None  # released at its end

@@ -20,6 +20,8 @@ from throwaway.agent.models import configured_model_name, resolve_model
 from throwaway.agent.task import Task, TaskResult
 from throwaway.fs import FileSystem, MountSpec
 
+from .locks import TaskLock
+
 if TYPE_CHECKING:
     from .queue import TaskHandle
 
@@ -177,11 +179,13 @@ class Agent:
         from .workflow import task_workflow
 
         spec = self.task_spec(prompt, **options)
-        backend.current()
+        current = backend.current()
         task_id = task_id or new_task_id()
         with ExitStack() as stack:
             if on_event:
                 stack.enter_context(events.listen(task_id, on_event))
+            # Held from before DBOS records the task: from its first moment it reads as running here.
+            stack.enter_context(TaskLock(current.lock_path(task_id)))
             with SetWorkflowID(task_id):
                 return TaskResult.from_dict(task_workflow(spec))
 

@@ -11,35 +11,66 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
+
+# Locks this process holds, by path, with how many holders share each: the
+# caller that starts a task takes its lock before DBOS records the task (so it
+# never reads as interrupted in between) and the task's own run takes it again.
+_held: dict[Path, list[int]] = {}  # path -> [fd, holders]
+_guard = threading.Lock()
 
 
 class TaskLock:
-    """An exclusive, non-blocking lock on a task, held by the process running it."""
+    """An exclusive, non-blocking lock on a task, held by the process running it.
+
+    Re-entrant within a process: a second `acquire` of a lock this process
+    holds succeeds, and the file is unlocked when the last holder releases.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd: int | None = None
+        self._holding = False
 
     def acquire(self) -> bool:
         """Take the lock; False if another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return True
+        with _guard:
+            if self._holding:
+                return True
+            entry = _held.get(self.path)
+            if entry is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    return False
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                entry = _held[self.path] = [fd, 0]
+            entry[1] += 1
+            self._holding = True
+            return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        with _guard:
+            if not self._holding:
+                return
+            self._holding = False
+            entry = _held[self.path]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[self.path]
+                fcntl.flock(entry[0], fcntl.LOCK_UN)
+                os.close(entry[0])
+
+    def __enter__(self) -> TaskLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def holder(path: Path) -> int | None:

@@ -51,12 +51,12 @@ class DurableSteps:
     execution, including a resumed one.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, lock: TaskLock) -> None:
         self.task = task
         self.backend = backend.current()
         self.where = self.backend.where
         self.workspace = Workspace(task.sandbox, self.backend.blobs)
-        self.lock = TaskLock(self.backend.lock_path(task.task_id))
+        self.lock = lock
         # DBOS runs a step's body only when it has no checkpoint; the body sets
         # this, so the loop can tell a replayed step from one that ran.
         self.ran = False
@@ -98,11 +98,17 @@ def task_workflow(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one task: model and tool steps until the model answers or the steps run out."""
     from .agent import agent_for
 
-    task = agent_for(spec).task(DBOS.workflow_id, spec)
-    steps = DurableSteps(task)
-    # Best effort: if another process holds the lock it is running this task
-    # too, and DBOS's ownership check will stop whichever of us is stale.
-    steps.lock.acquire()
+    # First, so the task reads as running while its agent is built. Best
+    # effort: if another process holds the lock it is running this task too,
+    # and DBOS's ownership check will stop whichever of us is stale.
+    lock = TaskLock(backend.current().lock_path(DBOS.workflow_id))
+    lock.acquire()
+    try:
+        task = agent_for(spec).task(DBOS.workflow_id, spec)
+        steps = DurableSteps(task, lock)
+    except BaseException:
+        lock.release()
+        raise
     try:
         return run_loop(task, steps)
     except Exception as e:

@@ -40,6 +40,12 @@ function followTask(main) {
       badge.textContent = status;
       badge.className = "badge " + status;
       changed = true;
+      // Another status may call for other actions (cancel a running task, resume a stopped one):
+      // the server renders them, so a page whose task changed status while it is still live reloads.
+      if (!["done", "max_steps", "failed", "cancelled"].includes(status)) {
+        source.close();
+        window.location.reload();
+      }
     }
   });
   source.addEventListener("end", () => {
