@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from .mounts import parse_mounts
 from .terminal import plain
 
 MODEL_HELP = ("Model as provider:model, e.g. anthropic:claude-sonnet-5-5, openai:gpt-5, "
@@ -31,6 +30,7 @@ def _durable(launch: bool = True, task_id: str | None = None, debug: bool = Fals
     """
     from throwaway.agent.models import ModelFailed, ModelNotConfigured
     from throwaway.durable import TaskBusy, TaskNotFound, backend
+    from throwaway.durable.records import UnreadableDatabase
 
     if not debug:
         _quiet_retries()
@@ -38,7 +38,7 @@ def _durable(launch: bool = True, task_id: str | None = None, debug: bool = Fals
         if launch:
             backend.current()
         yield
-    except (ModelNotConfigured, TaskNotFound, TaskBusy, LookupError) as e:
+    except (ModelNotConfigured, TaskNotFound, TaskBusy, LookupError, UnreadableDatabase) as e:
         # args[0], not str(e): a KeyError's str() is wrapped in quotes.
         raise click.ClickException(str(e.args[0]) if e.args else str(e)) from None
     except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -137,6 +137,8 @@ def run(prompt: str, task_id: str | None, app: str | None, mounts: tuple[str, ..
 
     from .display import Printer
 
+    from .mounts import parse_mounts  # here, not above: it loads the file system, which `tasks` never needs
+
     parsed = parse_mounts(mounts)
     task_id = task_id or new_task_id()
     with _durable(task_id=task_id, debug=debug):
@@ -158,6 +160,8 @@ def submit(prompt: str, task_id: str | None, app: str | None, mounts: tuple[str,
            **options: Any) -> None:
     """Put a task on the queue for a worker (`throwaway worker`, on any machine) and print its id at once."""
     from throwaway.durable import Agent, load_app
+
+    from .mounts import parse_mounts  # here, not above: it loads the file system, which `tasks` never needs
 
     parsed = parse_mounts(mounts)
     with _durable(launch=False):

@@ -16,14 +16,12 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy import event
+if TYPE_CHECKING:  # imported where used: reading tasks (`throwaway tasks`) needs neither SQLAlchemy nor DBOS
+    import sqlalchemy as sa
 
-from throwaway.store import BlobStore, SqlBlobStore
-
-from .serialization import JsonSerializer
+    from throwaway.store import BlobStore, SqlBlobStore
 
 APP_NAME = "throwaway"
 
@@ -85,6 +83,9 @@ def sqlite_engine(url: str) -> sa.Engine:
     on a power cut, never on a process crash, and never corrupts the database:
     a crash, which is what durable tasks must survive, loses nothing.
     """
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
     engine = sa.create_engine(url)
 
     @event.listens_for(engine, "connect")
@@ -103,7 +104,13 @@ def where(database_url: str) -> str:
     """A database URL for people to read: the SQLite file, or the URL without its password."""
     if database_url.startswith("sqlite"):
         return database_url.removeprefix("sqlite:///")
-    return sa.make_url(database_url).render_as_string(hide_password=True)
+    # As SQLAlchemy's render_as_string(hide_password=True), without importing it.
+    scheme, sep, rest = database_url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 def lock_path(data_dir: Path, task_id: str) -> Path:
@@ -125,6 +132,8 @@ def configured() -> tuple[Path, str]:
 
 def blob_store(data_dir: Path, database_url: str) -> BlobStore | SqlBlobStore:
     """Where snapshots go: a table of the database when it is Postgres (every worker reaches it), else a folder."""
+    from throwaway.store import BlobStore, SqlBlobStore
+
     if database_url.startswith("sqlite"):
         return BlobStore(data_dir / "blobs")
     return SqlBlobStore(engine(database_url))
@@ -132,6 +141,8 @@ def blob_store(data_dir: Path, database_url: str) -> BlobStore | SqlBlobStore:
 
 def engine(database_url: str) -> sa.Engine:
     """An engine on the tasks' database for throwaway's own tables (blobs, workers)."""
+    import sqlalchemy as sa
+
     if database_url.startswith("sqlite"):
         return sqlite_engine(database_url)
     url = sa.make_url(database_url)
@@ -160,6 +171,7 @@ def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | N
     from dbos import DBOS, DBOSConfig
 
     from . import workflow  # noqa: F401  (registers the task workflow before launch)
+    from .serialization import JsonSerializer
 
     folder = resolve_data_dir(data_dir)
     url = resolve_database_url(folder, database_url)
@@ -182,6 +194,10 @@ def launch(data_dir: str | os.PathLike[str] | None = None, database_url: str | N
         DBOS(config=config)
         DBOS.listen_queues(list(queues))
         DBOS.launch()
+        if url.startswith("sqlite"):
+            from .prepared import install_on_running_dbos
+
+            install_on_running_dbos()  # each step's checkpoint statements built once (see `prepared`)
         _current = Backend(
             data_dir=folder,
             database_url=url,

@@ -3,7 +3,8 @@
 Submitting starts no DBOS executor: a `DBOSClient` writes the task's row
 (ENQUEUED, on the queue, under the pinned application version) and returns.
 A worker (``throwaway worker``) on any machine that reaches the database runs
-it.
+it. Following a task reads its row as `throwaway tasks` does (`records`),
+without DBOS.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import backend
 from .names import WORKFLOW_NAME
-from .serialization import JsonSerializer
-from .workers import QUEUE
 
 if TYPE_CHECKING:
     from throwaway.agent.task import TaskResult
@@ -25,9 +24,12 @@ _clients: dict[str, Any] = {}
 def client(database_url: str | None = None) -> Any:
     """A DBOS client on the tasks' database (no executor: it never runs a task), made once per URL.
 
-    The database's tables are created first if it has none yet.
+    For writes (submitting, cancelling): reads go through `records`. The
+    database's tables are created first if it has none yet.
     """
     from dbos import DBOSClient
+
+    from .serialization import JsonSerializer
 
     folder, url = backend.configured()
     url = database_url or url
@@ -85,6 +87,8 @@ class TaskHandle:
 def submit(spec: dict[str, Any], *, task_id: str, queue: str | None = None,
            database_url: str | None = None) -> TaskHandle:
     """Enqueue a task (its spec, as `Agent.task_spec` makes it) under `task_id`; return at once."""
+    from .workers import QUEUE
+
     client(database_url).enqueue(
         {
             "queue_name": queue or QUEUE,

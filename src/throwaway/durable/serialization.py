@@ -12,41 +12,27 @@ by one that refuses as well.
 
 from __future__ import annotations
 
-import builtins
-import contextlib
 import json
 from typing import Any
 
 from dbos import Serializer
 
 from throwaway.agent.clipping import clip
-from throwaway.agent.models import ModelFailed
 
-# A recorded exception: this marker, then a JSON object. No JSON document
-# starts with "!", so it cannot be mistaken for a step's output.
-_ERROR = "!error:"
+# Reading back lives in `decoding` (no DBOS import: `throwaway tasks` reads the tables with it).
+from .decoding import (
+    ERROR_MARKER,
+    SERIALIZER_NAME,
+    CheckpointNotJson,
+    RecordedError,
+    decode,
+    not_json,
+)
+
+__all__ = ["MAX_ERROR_CHARS", "CheckpointNotJson", "JsonSerializer", "RecordedError", "refuse_pickled_rows"]
 
 # The longest error message a checkpoint keeps.
 MAX_ERROR_CHARS = 10_000
-
-# Our own exceptions that come back as themselves (the CLI tells them apart);
-# any other recorded exception comes back as a `RecordedError` of the same name.
-_REBUILT: dict[str, type[BaseException]] = {f"{ModelFailed.__module__}.{ModelFailed.__qualname__}": ModelFailed}
-
-
-class CheckpointNotJson(ValueError):
-    """A checkpoint that is not JSON: refused, never unpickled."""
-
-
-class RecordedError(Exception):
-    """A failed step's exception as a checkpoint keeps it: its type's name and message.
-
-    Read back, it is an instance of a subclass named like the original
-    (``type(e).__name__`` is ``"DBOSMaxStepRetriesExceeded"``), with the
-    original's module in `module`.
-    """
-
-    module = ""
 
 
 class JsonSerializer(Serializer):
@@ -62,25 +48,17 @@ class JsonSerializer(Serializer):
 
     def serialize(self, data: Any) -> str:
         if isinstance(data, BaseException):
-            return _ERROR + json.dumps(_error_data(data), ensure_ascii=False)
+            return ERROR_MARKER + json.dumps(_error_data(data), ensure_ascii=False)
         try:
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise TypeError(f"a checkpoint must be plain JSON data; {type(data).__name__} is not ({e})") from None
 
     def deserialize(self, serialized_data: str) -> Any:
-        if serialized_data.startswith(_ERROR):
-            try:
-                return _error_from(json.loads(serialized_data[len(_ERROR):]))
-            except (ValueError, TypeError, KeyError) as e:
-                raise CheckpointNotJson(f"a recorded error in the task database is damaged: {e}") from None
-        try:
-            return json.loads(serialized_data)
-        except ValueError:
-            raise CheckpointNotJson(_not_json(serialized_data)) from None
+        return decode(serialized_data)
 
     def name(self) -> str:
-        return "throwaway_json"
+        return SERIALIZER_NAME
 
 
 class _RefusePickle(Serializer):
@@ -90,7 +68,7 @@ class _RefusePickle(Serializer):
         raise TypeError("throwaway writes JSON checkpoints only, never pickles")
 
     def deserialize(self, serialized_data: str) -> Any:
-        raise CheckpointNotJson(_not_json(serialized_data, pickled=True))
+        raise CheckpointNotJson(not_json(serialized_data, pickled=True))
 
     def name(self) -> str:
         return "py_pickle"  # the name DBOS marks pickled rows with
@@ -109,13 +87,6 @@ def refuse_pickled_rows() -> None:
         _serialization.DBOSDefaultSerializer = _RefusePickle()
 
 
-def _not_json(text: str, pickled: bool = False) -> str:
-    what = "marked as pickled" if pickled else "pickled" if text.startswith(("gA", "!pickle:")) else "not JSON"
-    return (f"a checkpoint in the task database is {what} ({text[:24]!r}...); throwaway reads JSON checkpoints "
-            "only and never unpickles. The row was not written by this version of throwaway: remove the task "
-            "or the database")
-
-
 def _error_data(error: BaseException) -> dict[str, str]:
     message = _message(error)
     # DBOS's "exceeded its maximum of 3 retries" says nothing of why: keep the last reason.
@@ -131,17 +102,3 @@ def _message(error: BaseException) -> str:
         return str(error)
     except Exception:  # noqa: BLE001 - a broken __str__ must not stop the checkpoint
         return repr(type(error))
-
-
-def _error_from(data: dict[str, Any]) -> BaseException:
-    type_name, module, message = str(data["type"]), str(data.get("module", "")), str(data["message"])
-    rebuilt = _REBUILT.get(f"{module}.{type_name}")
-    if rebuilt is not None:
-        return rebuilt(message)
-    builtin = getattr(builtins, type_name, None) if module == "builtins" else None
-    if isinstance(builtin, type) and issubclass(builtin, Exception):
-        with contextlib.suppress(Exception):  # a builtin that wants other arguments falls through
-            return builtin(message)
-    # A class named after the original, made here: nothing is imported or run.
-    cls = type(type_name.rpartition(".")[2] or "RecordedError", (RecordedError,), {"module": module})
-    return cls(message)

@@ -1,9 +1,9 @@
 """Tasks as the system database records them: listing, inspecting, resuming, cancelling.
 
-Reading tasks starts no DBOS executor (a `DBOSClient` reads the tables), so
-`throwaway tasks` and `show` never pick up queued work. Nor does it load the
-agent loop or pydantic-ai (imported where a task is resumed or its model
-replies read back): a read-only command is one short process.
+Reading tasks starts no DBOS executor, nor even imports DBOS or SQLAlchemy:
+it reads DBOS's tables with plain queries (`records`), so `throwaway tasks`
+and `show` never pick up queued work and stay one short process. Nor does it
+load the agent loop or pydantic-ai (imported where a task is resumed).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from throwaway.agent import events
 
-from . import backend
+from . import backend, records
 from .locks import holder
 from .names import FINISH_STEP, MODEL_STEP, PREPARE_STEP, TOOL_STEP, WORKFLOW_NAME
-from .queue import client
-from .workers import live_workers
 
 if TYPE_CHECKING:
     from throwaway.agent.task import TaskResult
@@ -78,7 +76,7 @@ def _status(wf: Any, pid: int | None, worker: str | None) -> str:
     return "failed"  # ERROR, MAX_RECOVERY_ATTEMPTS_EXCEEDED
 
 
-def _info(wf: Any, workers: dict[str, Any], positions: dict[str, int]) -> TaskInfo:
+def _info(wf: records.Workflow, workers: dict[str, records.WorkerInfo], positions: dict[str, int]) -> TaskInfo:
     data_dir, _ = backend.configured()
     # A spec that could not be read back (not JSON: DBOS logged why) is left out, never unpickled.
     args = (wf.input if isinstance(wf.input, dict) else {}).get("args") or [{}]
@@ -97,7 +95,7 @@ def _info(wf: Any, workers: dict[str, Any], positions: dict[str, int]) -> TaskIn
         output=wf.output if isinstance(wf.output, dict) else None,
         error=f"{type(wf.error).__name__}: {wf.error}" if wf.error is not None else None,
         pid=pid,
-        forked_from=getattr(wf, "forked_from", None),
+        forked_from=wf.forked_from,
         worker=worker,
         queue=wf.queue_name,
         position=positions.get(wf.workflow_id),
@@ -108,33 +106,41 @@ def _time(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000) if ms else None
 
 
-def _infos(found: list[Any]) -> list[TaskInfo]:
-    workers = live_workers(backend.configured()[1]) if any(wf.status == "PENDING" for wf in found) else {}
+def _tables() -> records.Tables:
+    return records.tables(backend.configured()[1])
+
+
+def _infos(found: list[records.Workflow]) -> list[TaskInfo]:
+    workers = _tables().live_workers(records.LEASE_SECONDS) if any(wf.status == "PENDING" for wf in found) else {}
     positions: dict[str, int] = {}
     if any(wf.status == "ENQUEUED" for wf in found):
-        waiting = client().list_workflows(name=WORKFLOW_NAME, status=["ENQUEUED"], sort_desc=False,
-                                          load_input=False, load_output=False)
-        per_queue: dict[str, int] = {}
-        for wf in waiting:
-            per_queue[wf.queue_name] = positions[wf.workflow_id] = per_queue.get(wf.queue_name, 0) + 1
+        per_queue: dict[str | None, int] = {}
+        for workflow_id, queue in _tables().queued(WORKFLOW_NAME):
+            per_queue[queue] = positions[workflow_id] = per_queue.get(queue, 0) + 1
     return [_info(wf, workers, positions) for wf in found]
 
 
 def list_tasks(limit: int = 50) -> list[TaskInfo]:
     """The newest tasks first."""
-    return _infos(client().list_workflows(name=WORKFLOW_NAME, sort_desc=True, limit=limit))
+    return _infos(_tables().latest(WORKFLOW_NAME, limit))
+
+
+def _workflow(task_id: str) -> records.Workflow:
+    """The task's row, by its id or a unique prefix of it."""
+    found = _tables().by_id(WORKFLOW_NAME, task_id)
+    if found is not None:
+        return found
+    matches = _tables().by_prefix(WORKFLOW_NAME, task_id, limit=2)
+    if len(matches) > 1:
+        raise TaskNotFound(f"{task_id!r} matches more than one task; give more of its id")
+    if not matches:
+        raise TaskNotFound(f"no task {task_id!r}")
+    return matches[0]
 
 
 def get_task(task_id: str) -> TaskInfo:
     """The task with this id (or a unique prefix of it)."""
-    found = client().list_workflows(workflow_ids=[task_id], name=WORKFLOW_NAME)
-    if not found:
-        found = client().list_workflows(workflow_id_prefix=task_id, name=WORKFLOW_NAME, limit=2)
-        if len(found) > 1:
-            raise TaskNotFound(f"{task_id!r} matches more than one task; give more of its id")
-    if not found:
-        raise TaskNotFound(f"no task {task_id!r}")
-    return _infos(found)[0]
+    return _infos([_workflow(task_id)])[0]
 
 
 def cancel(task_id: str) -> TaskInfo:
@@ -142,6 +148,8 @@ def cancel(task_id: str) -> TaskInfo:
     task = get_task(task_id)
     if task.status in ("done", "max_steps", "failed", "cancelled"):
         raise TaskBusy(f"task {task.task_id} already ended ({task.status}); nothing to cancel")
+    from .queue import client
+
     client().cancel_workflow(task.task_id)
     return get_task(task.task_id)
 
@@ -150,14 +158,14 @@ def checkpoints(task_id: str) -> list[dict[str, Any]]:
     """The task's finished steps, oldest first: name, output (plain JSON), error, timing."""
     return [
         {
-            "id": s["function_id"],
-            "name": s["function_name"],
-            "output": s["output"],
-            "error": f"{type(s['error']).__name__}: {s['error']}" if s.get("error") is not None else None,
-            "started_at": _time(s.get("started_at_epoch_ms")),
-            "completed_at": _time(s.get("completed_at_epoch_ms")),
+            "id": s.function_id,
+            "name": s.function_name,
+            "output": s.output,
+            "error": f"{type(s.error).__name__}: {s.error}" if s.error is not None else None,
+            "started_at": _time(s.started_at_epoch_ms),
+            "completed_at": _time(s.completed_at_epoch_ms),
         }
-        for s in client().list_workflow_steps(task_id)
+        for s in _tables().steps(task_id)
     ]
 
 
@@ -306,8 +314,8 @@ def _recover(task_id: str) -> Any:
     from dbos._dbos import _get_dbos_instance
     from dbos._utils import INTERNAL_QUEUE_NAME
 
-    (wf,) = client().list_workflows(workflow_ids=[task_id], load_input=False, load_output=False)
-    _get_dbos_instance()._sys_db.reenqueue_for_recovery(task_id, [wf.executor_id], INTERNAL_QUEUE_NAME)
+    _get_dbos_instance()._sys_db.reenqueue_for_recovery(task_id, [_workflow(task_id).executor_id],
+                                                        INTERNAL_QUEUE_NAME)
     return DBOS.retrieve_workflow(task_id)
 
 

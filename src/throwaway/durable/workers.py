@@ -17,7 +17,6 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,25 +24,11 @@ import sqlalchemy as sa
 from throwaway.agent import events
 
 from . import backend, drain
+from .records import LEASE_SECONDS, WorkerInfo, tables
 
 QUEUE = "throwaway-tasks"
-LEASE_SECONDS = 30.0
 BEAT_SECONDS = 3.0
 TABLE = "throwaway_workers"
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A worker as its heartbeat row shows it; `age` is seconds since its last beat."""
-
-    executor_id: str
-    host: str
-    pid: int
-    queue: str
-    age: float
-
-    def describe(self) -> str:
-        return f"worker {self.executor_id} (pid {self.pid} on {self.host})"
 
 
 class Heartbeats:
@@ -104,12 +89,8 @@ def heartbeats(database_url: str | None = None) -> Heartbeats:
 
 
 def live_workers(database_url: str | None = None, lease: float = LEASE_SECONDS) -> dict[str, WorkerInfo]:
-    """Workers that beat within the lease, by executor id."""
-    try:
-        found = heartbeats(database_url).workers()
-    except sa.exc.SQLAlchemyError:
-        return {}
-    return {w.executor_id: w for w in found if w.age <= lease}
+    """Workers that beat within the lease, by executor id (read as `throwaway tasks` reads them)."""
+    return tables(database_url or backend.configured()[1]).live_workers(lease)
 
 
 class Worker:
