@@ -8,6 +8,7 @@ import sys
 import click
 
 from throwaway.sandbox import Limits, Sandbox
+from throwaway.sandbox.codecache import ensure_code_cache
 from throwaway.sandbox.packages import PackageError, PackageGateway
 from throwaway.sandbox.runtime import PYODIDE_VERSION, SetupError, ensure_runtime
 
@@ -31,6 +32,9 @@ def setup(packages: tuple[str, ...], base_url: str | None) -> None:
     with Sandbox(runtime=runtime) as sb:
         r = sb.exec("import sys; sys.version.split()[0]")
     click.echo(f"Python {r.json} in the sandbox; boot snapshot in {runtime.snapshots_dir}")
+    code_cache = ensure_code_cache(runtime)
+    click.echo(f"Boot code cache (read-only to the runtime): {code_cache}" if code_cache else
+               "No boot code cache: this kernel cannot keep the runtime from writing to it (Linux Landlock)")
     gateway = PackageGateway(cache_dir=runtime.packages_dir, lock=runtime.lock_path, base_url=base_url)
     for name in packages:
         try:

@@ -7,7 +7,8 @@ are checked from its prefix, before the frame is buffered: a wrong key raises
 ProtocolError, a frame over `max_bytes` FrameTooLarge.
 
 The process starts in an empty folder of its own (removed when it is killed),
-not in the host's working folder.
+not in the host's working folder, and where the kernel can forbid it (Linux's
+Landlock) it may write no file at all (see `landlock`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 import weakref
 
 from ..wire import frames
+from . import landlock
 
 
 class RuntimeDied(RuntimeError):
@@ -93,6 +95,12 @@ def _confine(pid: int, limits: dict[int, int] | None) -> None:
             pass
 
 
+def _preexec(confine: bool):
+    """What the child runs before exec: with `confine`, no file writes for it
+    (Landlock, where the kernel has it; see `landlock`)."""
+    return landlock.forbid_writes if confine and landlock.prepare() else None
+
+
 def stderr_tail(f, n: int = 4000) -> str:
     try:
         f.seek(0, os.SEEK_END)
@@ -107,12 +115,12 @@ class Process:
     """A runtime process driven with blocking I/O; `key` is the key its frames carry."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None, *,
-                 key: bytes) -> None:
+                 key: bytes, confine: bool = True) -> None:
         self.stderr = _stderr_file()
         self.cwd = _workdir()
         self._rmdir = weakref.finalize(self, shutil.rmtree, self.cwd, True)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
-                                     cwd=self.cwd)
+                                     cwd=self.cwd, preexec_fn=_preexec(confine))
         _confine(self.proc.pid, limits)
         self._fd = self.proc.stdout.fileno()
         self._in = self.proc.stdin.fileno()
@@ -169,14 +177,14 @@ class AsyncProcess:
 
     @classmethod
     async def start(cls, cmd: list[str], env: dict[str, str], limits: dict[int, int] | None = None, *,
-                    key: bytes) -> AsyncProcess:
+                    key: bytes, confine: bool = True) -> AsyncProcess:
         self = cls()
         self.stderr = _stderr_file()
         self.cwd = _workdir()
         self._rmdir = weakref.finalize(self, shutil.rmtree, self.cwd, True)
         self.proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.stderr, env=env,
-            cwd=self.cwd, limit=READ,
+            cwd=self.cwd, limit=READ, preexec_fn=_preexec(confine),
         )
         _confine(self.proc.pid, limits)
         self._frames = _Frames(key)

@@ -69,6 +69,13 @@ class Runtime:
     def snapshots_dir(self) -> Path:
         return self.cache / "snapshots"
 
+    @property
+    def code_cache_dir(self) -> Path:
+        """The DENO_DIR whose V8 code cache the runtime boots with (see
+        `codecache`): one for each Deno binary, Pyodide and version of our JS
+        (the runtime cannot add to it, so a change makes a new one)."""
+        return self.cache / "code-cache" / _code_key()
+
     def snapshot_path(self, preload: tuple[str, ...] = ()) -> Path:
         """The memory snapshot's file, keyed by Pyodide version, our guest code
         and the preloaded packages: a change to any of them makes a new one."""
@@ -80,15 +87,38 @@ class Runtime:
         return self.snapshots_dir / f"pyodide-{PYODIDE_VERSION}-{h.hexdigest()[:16]}.snap"
 
 
+CODE_CACHE_FORMAT = 2  # how `codecache` lays the folder out: a change makes a new one
+
+
+@functools.lru_cache(maxsize=None)
+def _code_key() -> str:
+    deno = deno_bin()
+    h = hashlib.sha256(f"{PYODIDE_VERSION}:{CODE_CACHE_FORMAT}".encode())
+    try:
+        st = deno.stat()
+        h.update(f"{deno.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    except OSError:
+        h.update(str(deno).encode())
+    for file in sorted(JS_DIR.glob("*.js")):
+        h.update(file.name.encode() + b"\0" + file.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def ensure_runtime(cache: Path | None = None) -> Runtime:
-    """Return the runtime, fetching Pyodide from the npm registry if it is not cached."""
+    """Return the runtime, fetching Pyodide from the npm registry if it is not
+    cached, and preparing the code cache its boot reads once the boot
+    snapshot exists (see `codecache`; about a second, once)."""
     cache = cache or cache_root()
     home = cache / "pyodide" / PYODIDE_VERSION
     deno_dir = cache / "deno"
     pyodide_dir = home / "node_modules" / "pyodide"
     if not (pyodide_dir / "pyodide.asm.wasm").exists():
         _install_pyodide(home, deno_dir)
-    return Runtime(pyodide_dir=pyodide_dir.resolve(), deno_dir=deno_dir, cache=cache)
+    runtime = Runtime(pyodide_dir=pyodide_dir.resolve(), deno_dir=deno_dir, cache=cache)
+    from .codecache import ensure_code_cache  # it starts runtimes: it needs this module
+
+    ensure_code_cache(runtime)
+    return runtime
 
 
 def _install_pyodide(home: Path, deno_dir: Path) -> None:
@@ -153,20 +183,40 @@ def deno_command(runtime: Runtime, *, memory_mb: int, readable: tuple[Path, ...]
 def deno_env(runtime: Runtime) -> dict[str, str]:
     """A clean environment: the host's variables (API keys!) never reach Deno.
 
-    DENO_DIR points where no folder can ever be made. Deno writes there with
-    no permission asked: the Cache API (`caches`, open to guest code), whose
-    data outlives the process and is shared by every sandbox, and code caches
-    that grow with every module guest code imports (a data: URL each time).
-    The runtime needs nothing from it: Pyodide and our JS load from their
-    folders. (The cost: no V8 code cache, about 0.15 s more a boot.)
+    DENO_DIR: Deno writes there with no permission asked: the Cache API
+    (`caches`, open to guest code), whose data would outlive the process and
+    reach every sandbox, and code caches that grow with every module guest
+    code imports (a data: URL each time). So it is the prepared code cache
+    (`codecache`: Pyodide's 1.2 MB of JS then loads without being compiled,
+    0.1-0.25 s less a boot) only where the kernel forbids the process every
+    file write (`landlock`, applied by `process` to each runtime); elsewhere
+    it points where no folder can ever be made, and the runtime compiles its
+    JS each time.
 
     glibc's malloc gives each thread that allocates an arena of its own and
     keeps freed memory in it: V8's compiler threads leave about 25 MB a
     process behind after the boot. One arena, trimmed past 128 KB, gives it
     back (a sandbox's PSS 166 -> 127 MB here, guest code no slower).
     """
-    return {"DENO_DIR": os.path.join(os.devnull, "deno"), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1",
+    from .codecache import usable_code_cache
+
+    deno_dir = usable_code_cache(runtime) or os.path.join(os.devnull, "deno")
+    return {"DENO_DIR": str(deno_dir), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1",
             "PATH": os.defpath, **MALLOC_TUNING}
+
+
+def boot_config(runtime: Runtime, *, key: bytes, frame_bytes: int, snapshot: Path, preload: tuple[str, ...],
+                read: list[Path]) -> dict:
+    """The runtime's configuration: its first frame on stdin (see `Session.boot`)."""
+    return {
+        "t": "config",
+        "key": key.hex(),
+        "frameBytes": frame_bytes,
+        "snapshot": str(snapshot),
+        "indexURL": str(runtime.pyodide_dir) + "/",
+        "preload": list(preload),
+        "read": [str(p) for p in read] + [str(snapshot)],
+    }
 
 
 MALLOC_TUNING = {"MALLOC_ARENA_MAX": "1", "MALLOC_TRIM_THRESHOLD_": "131072"}

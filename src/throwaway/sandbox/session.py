@@ -23,7 +23,7 @@ from ..wire.calls import HostCalls, encode_reply
 from .limits import Limits
 from .process import RuntimeDied
 from .result import ExecResult, GuestError, parse_guest_result
-from .runtime import GUEST_FILE, JS_DIR, Runtime, deno_command, deno_env, process_limits
+from .runtime import GUEST_FILE, JS_DIR, Runtime, boot_config, deno_command, deno_env, process_limits
 
 OutputCallback = Callable[[str, str], None]
 BOOT_TIMEOUT = 180.0  # a first boot also makes the memory snapshot
@@ -150,19 +150,11 @@ class Session:
         snap = self.runtime.snapshot_path(self.preload)
         snap.parent.mkdir(parents=True, exist_ok=True)
         self.runtime.packages_dir.mkdir(parents=True, exist_ok=True)
-        index = str(self.runtime.pyodide_dir) + "/"
         self.key = frames.new_key()
         # The configuration goes over stdin as the first frame, not argv
         # (which every user of the machine can read in /proc).
-        config = {
-            "t": "config",
-            "key": self.key.hex(),
-            "frameBytes": self.limits.frame_bytes,
-            "snapshot": str(snap),
-            "indexURL": index,
-            "preload": list(self.preload),
-            "read": [str(p) for p in self._readable()] + [str(snap)],
-        }
+        config = boot_config(self.runtime, key=self.key, frame_bytes=self.limits.frame_bytes, snapshot=snap,
+                             preload=self.preload, read=self._readable())
         cmd = deno_command(self.runtime, memory_mb=self.limits.memory_mb, readable=self.readable)
         try:
             yield Spawn(cmd, deno_env(self.runtime), process_limits(self.limits.memory_mb), self.key)
