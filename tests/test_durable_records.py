@@ -131,7 +131,8 @@ def test_read_only_commands_load_neither_dbos_nor_sqlalchemy(written, command):
     env = {"THROWAWAY_DATA": str(written["data"]), "PATH": "/usr/bin:/bin"}
     if written["kind"] == "postgres":
         env["THROWAWAY_DATABASE_URL"] = written["url"]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
+                         env=env)
     assert out.returncode == 0, out.stderr
     *shown, loaded = out.stdout.strip().splitlines()
     assert loaded == "[]"
@@ -167,7 +168,7 @@ def test_tables_of_an_unknown_dbos_version_are_refused_with_a_message(sqlite_db)
         db.execute("UPDATE dbos_migrations SET version = 999")
     with pytest.raises(UnreadableDatabase, match="schema version 999.*upgrade throwaway"):
         list_tasks()
-    out = subprocess.run([sys.executable, "-m", "throwaway.cli", "tasks"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "throwaway.cli", "tasks"], check=False, capture_output=True, text=True,
                          timeout=120, env={**os.environ, "THROWAWAY_DATA": str(sqlite_db.parent)})
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "schema version 999" in out.stderr and "reads version 125" in out.stderr
@@ -214,7 +215,7 @@ def test_no_database_yet_means_no_tasks(tmp_path, monkeypatch, request):
     assert list_tasks() == []
 
 
-def test_an_unreachable_postgres_is_a_message_not_a_hang(tmp_path, monkeypatch):
+def test_an_unreachable_postgres_is_a_message_not_a_hang(tmp_path, monkeypatch, caplog):
     import socket
 
     with socket.socket() as s:  # a loopback port nobody listens on
@@ -223,9 +224,19 @@ def test_an_unreachable_postgres_is_a_message_not_a_hang(tmp_path, monkeypatch):
     monkeypatch.setattr(records_module, "RECONNECT_SECONDS", 0.5)
     monkeypatch.setenv("THROWAWAY_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("THROWAWAY_DATABASE_URL", f"postgresql://u:secret@127.0.0.1:{port}/tasks")
-    with pytest.raises(UnreadableDatabase, match="cannot reach the tasks' database") as e:
+    with caplog.at_level(logging.WARNING, logger="throwaway.durable"), \
+            pytest.raises(UnreadableDatabase, match="cannot open the tasks' database") as e:
         list_tasks()
-    assert "secret" not in str(e.value)
+    assert "secret" not in str(e.value) and "not answering" in caplog.text  # waited for it first
+
+
+def test_a_server_that_refuses_us_is_a_message_at_once(pg_cluster, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("THROWAWAY_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("THROWAWAY_DATABASE_URL", pg_cluster.url("tasks").replace("postgres@", "nobody@"))
+    with caplog.at_level(logging.WARNING, logger="throwaway.durable"), \
+            pytest.raises(UnreadableDatabase, match='role "nobody" does not exist'):
+        list_tasks()
+    assert "not answering" not in caplog.text  # not waited for as if the server were away
 
 
 def test_a_kept_connection_survives_a_postgres_restart(pg_cluster, tmp_path):

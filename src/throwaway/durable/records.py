@@ -223,12 +223,12 @@ class Tables:
             try:
                 return psycopg.connect(url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as e:
-                if getattr(e, "sqlstate", None) == "3D000" or "does not exist" in str(e):
+                if 'database "' in str(e) and "does not exist" in str(e):  # libpq gives no SQLSTATE here
                     return None  # no database yet: no tasks (DBOS makes it when a task is first written)
                 if not _away(e) or time.monotonic() + delay > deadline:
                     from .backend import where
 
-                    raise UnreadableDatabase(f"cannot reach the tasks' database {where(self.url)}: "
+                    raise UnreadableDatabase(f"cannot open the tasks' database {where(self.url)}: "
                                              f"{' '.join(str(e).split())}") from None
                 if not warned:
                     log.warning("the tasks' database is not answering (%s); trying again for up to %.0f s",
@@ -265,10 +265,13 @@ def _away(e: BaseException) -> bool:
     if not isinstance(e, psycopg.OperationalError):
         return False
     code = getattr(e, "sqlstate", None) or ""
-    if code.startswith(("08", "53", "57")) and code != "57014":  # connection, resources, operator; not a cancel
-        return True
+    if code:  # connection, resources, operator intervention (a restart); not a cancelled query
+        return code.startswith(("08", "53", "57")) and code != "57014"
+    # No SQLSTATE (a failed connect): a server that answered FATAL is there, unless it is starting or full.
     text = str(e)
-    return not code and ("connection" in text or "server closed" in text or "timeout" in text)
+    if "FATAL:" in text:
+        return any(w in text for w in ("starting up", "shutting down", "recovery", "too many", "connection slots"))
+    return True
 
 
 def _unknown_version(version: int, url: str) -> str:
