@@ -5,7 +5,6 @@
 // Messages from the worker are untrusted (guest code can post anything through
 // `js.postMessage`): each is checked before anything acts on it.
 
-import process from "node:process";
 import { createChannel, DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
 
 const encoder = new TextEncoder();
@@ -441,17 +440,23 @@ const IDLE_WINDOW = 2000; // ms
 const IDLE_CPU = 300_000; // us
 const IDLE_TICK = 500; // ms
 let idleWatch = null;
+// The CPU time comes from node:process, and Deno's Node layer takes 30-60 ms
+// to load: it loads while the worker boots (see the end of this file), not
+// before the worker is started. Until it is there, there are no samples.
+let cpuUsage = null;
 
 function cpuTime() {
-  const u = process.cpuUsage();
+  const u = cpuUsage();
   return u.user + u.system;
 }
 
 function watchIdle() {
   if (idleWatch !== null) return;
-  const samples = [[performance.now(), cpuTime()]];
+  const samples = cpuUsage ? [[performance.now(), cpuTime()]] : [];
   idleWatch = setInterval(() => {
+    if (!cpuUsage) return;
     const now = [performance.now(), cpuTime()];
+    if (!samples.length) samples.push(now);
     samples.push(now);
     while (now[0] - samples[0][0] > IDLE_WINDOW + IDLE_TICK / 2) samples.shift();
     const used = now[1] - samples[0][1];
@@ -483,5 +488,6 @@ try {
   send({ t: "snapshot" }, snapshot);
 }
 start();
+import("node:process").then((m) => (cpuUsage = () => m.default.cpuUsage()));
 for await (const [header, payload] of fromHost) onHost(header, payload);
 Deno.exit(0);
