@@ -123,6 +123,20 @@ def test_tasks_read_back(written, monkeypatch):
     assert names[0] == "throwaway.prepare" and "throwaway.model" in names
 
 
+def test_live_workers_read_from_their_heartbeats(written):
+    from throwaway.durable.workers import heartbeats
+
+    beats = heartbeats(written["url"])
+    beats.beat("rec-worker-1", "throwaway-tasks")
+    try:
+        live = tables(written["url"]).live_workers(lease=30)
+        assert live["rec-worker-1"].pid == os.getpid() and 0 <= live["rec-worker-1"].age < 30
+        assert "rec-worker-1" not in tables(written["url"]).live_workers(lease=-1)  # past its lease: dead
+    finally:
+        beats.leave("rec-worker-1")
+        beats.engine.dispose()
+
+
 @pytest.mark.parametrize("command", [["tasks"], ["tasks", "--json"], ["show", "rec-done-1"], ["show", "rec-failed-1"]])
 def test_read_only_commands_load_neither_dbos_nor_sqlalchemy(written, command):
     code = ("import sys\nfrom throwaway.cli import main\n"
