@@ -85,10 +85,14 @@ def test_a_step_runs_the_same_sql_as_dbos_own(sys_db):
     assert ours == theirs
 
 
-@pytest.fixture(params=["dbos", "prepared"])
-def each_class(request, sys_db):
+@pytest.fixture(params=["dbos", "prepared", "prepared, through SQLAlchemy"])
+def each_class(request, sys_db, monkeypatch):
     if request.param == "dbos":
         sys_db.__class__ = SQLiteSystemDatabase
+    elif request.param == "prepared, through SQLAlchemy":  # the way taken when the driver's values need converting
+        compile_ = prepared.PreparedCheckpoints._compile
+        monkeypatch.setattr(prepared.PreparedCheckpoints, "_compile",
+                            lambda self, stmt, keys: (compile_(self, stmt, keys)[0], None, (), {}, {}))
     with SetWorkflowID(f"wf-{request.param}"):
         _workflow(1)
     return sys_db, f"wf-{request.param}"

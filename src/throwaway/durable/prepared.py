@@ -8,12 +8,15 @@ call, and SQLAlchemy then derives each one's cache key from scratch: about
 loop. DBOS already compiles its hot inserts once on Postgres
 (``SystemDatabase._execute_prepared``) but not on SQLite, and not these.
 
-`install` gives DBOS's SQLite system database the same four statements, built
-once with bound parameters, so SQLAlchemy finds them in its compiled cache.
-The SQL that runs, its transaction, the checks and the errors are DBOS's own:
-the methods below are DBOS 3.4.0's, line for line, but for where the
-statement comes from. Anything off that path (a sharded database, a step that
-records a child workflow under a shard key) goes to DBOS's own code.
+`install` gives DBOS's SQLite system database the same four statements,
+built once with bound parameters and compiled once to SQL text, which each
+step hands to the driver on DBOS's own connection and transaction, as
+`_execute_prepared` does on Postgres. The SQL that runs (byte for byte), its
+transaction, the checks and the errors are DBOS's own: the methods below are
+DBOS 3.4.0's, line for line, but for where the statement comes from. Anything
+off that path (a sharded database, a step that records a child workflow under
+a shard key, a column type the driver's values would need converting for)
+goes through SQLAlchemy or DBOS's own code.
 
 The methods replaced are fingerprinted: if an upgraded DBOS changed any of
 them, `install` leaves DBOS as it is (steps cost what they cost, nothing is
@@ -38,6 +41,7 @@ from dbos._error import (
 from dbos._sys_db import SystemDatabase, WorkflowStatusString
 from dbos._sys_db_sqlite import SQLiteSystemDatabase
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +79,45 @@ def install(sys_db: Any) -> bool:
 
 
 class PreparedCheckpoints(SQLiteSystemDatabase):
-    """DBOS's SQLite system database, with its step checkpoints' statements built once."""
+    """DBOS's SQLite system database, with its step checkpoints' statements built and compiled once."""
 
-    _statements: dict[str, Any]
+    def _run(self, conn: Any, name: str, params: dict[str, Any]) -> Any:
+        """Run statement `name` with `params` on DBOS's connection `conn`; its result."""
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if name not in compiled:
+            compiled[name] = self._compile(self._build(name), list(params))
+        stmt, sql, order, constants, processors = compiled[name]
+        connection = conn.connection() if isinstance(conn, Session) else conn
+        if sql is None or connection.dialect is not self.engine.dialect:
+            return conn.execute(stmt, params)  # through SQLAlchemy, its compiled cache
+        values = []
+        for key in order:
+            value = params[key] if key in params else constants[key]
+            values.append(processors[key](value) if key in processors else value)
+        return connection.exec_driver_sql(sql, tuple(values))
 
-    def _statement(self, name: str) -> Any:
-        statements = self.__dict__.setdefault("_statements", {})
-        if name not in statements:
-            statements[name] = self._build(name)
-        return statements[name]
+    def _compile(self, stmt: Any, keys: list[str]) -> tuple[Any, str | None, tuple[str, ...], dict, dict]:
+        """`stmt` as SQL text with its parameters' order, constants and converters (no text: not plain)."""
+        dialect = self.engine.dialect
+        compiled = stmt.compile(
+            dialect=dialect, column_keys=keys, render_schema_translate=True,
+            schema_translate_map=self.engine.get_execution_options().get("schema_translate_map"),
+        )
+        processors: dict[str, Any] = {}
+        constants: dict[str, Any] = {}
+        for bind_name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[bind_name] = processor
+            if bind_name not in keys:
+                constants[bind_name] = bind.value  # the statement's own constants, such as 'now'
+        # Rows come back as the driver gives them: only where SQLAlchemy would not convert them.
+        plain = dialect.positional and compiled.positiontup is not None and not any(
+            column[3].dialect_impl(dialect).result_processor(dialect, None) is not None
+            for column in compiled._result_columns
+        )
+        order = tuple(compiled.positiontup or ())
+        return stmt, str(compiled) if plain else None, order, constants, processors
 
     def _build(self, name: str) -> Any:
         ws, oo = self.tables.workflow_status, self.tables.operation_outputs
@@ -117,9 +151,8 @@ class PreparedCheckpoints(SQLiteSystemDatabase):
     def _check_operation_execution_txn(self, workflow_id: str, function_id: int, function_name: str,
                                        conn: Any) -> Any:
         self._reject_shard_key(workflow_id, None)  # as DBOS's `_wf` does
-        workflow_status_rows = conn.execute(self._statement("status"), {"wid": workflow_id}).all()
-        operation_output_rows = conn.execute(
-            self._statement("output"), {"wid": workflow_id, "fid": function_id}).all()
+        workflow_status_rows = self._run(conn, "status", {"wid": workflow_id}).all()
+        operation_output_rows = self._run(conn, "output", {"wid": workflow_id, "fid": function_id}).all()
         assert len(workflow_status_rows) > 0, f"Error: Workflow {workflow_id} does not exist"
         workflow_status = workflow_status_rows[0][0]
         if workflow_status == WorkflowStatusString.CANCELLED.value:
@@ -135,7 +168,7 @@ class PreparedCheckpoints(SQLiteSystemDatabase):
 
     def _check_owner_txn(self, conn: Any, workflow_id: str, owner_xid: str) -> None:
         self._reject_shard_key(workflow_id, None)
-        current = conn.execute(self._statement("owner"), {"wid": workflow_id}).scalar()
+        current = self._run(conn, "owner", {"wid": workflow_id}).scalar()
         if current != owner_xid:
             raise DBOSWorkflowConflictIDError(workflow_id)
 
@@ -154,7 +187,7 @@ class PreparedCheckpoints(SQLiteSystemDatabase):
         if owner_xid is not None:
             self._check_owner_txn(conn, result["workflow_uuid"], owner_xid)
         try:
-            res = conn.execute(self._statement("insert"), {
+            res = self._run(conn, "insert", {
                 "workflow_uuid": result["workflow_uuid"],
                 "function_id": result["function_id"],
                 "function_name": result["function_name"],
