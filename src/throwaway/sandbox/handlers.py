@@ -7,6 +7,11 @@ stuck handler of one sandbox never holds another's calls). A plain handler
 that returns an awaitable (the file system's server does, for async
 resource functions) has it awaited on that loop.
 
+The blocking driver lets a plain handler's thread send the reply itself
+(`call_blocking`'s `send`): the runtime's answer does not wait for the
+driver's thread to wake first. A claim taken under a lock makes sure one
+reply goes out: the handler's, or the deadline's TimeoutError.
+
 At the cell's deadline (`Call.deadline`) a handler still running is given up:
 a thread is abandoned (it finishes on its own; its result is dropped), a
 coroutine is cancelled. The driver then raises `CallTimedOut` into the flow,
@@ -28,31 +33,38 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .session import Call, CallTimedOut
+from .process import RuntimeDied
+from .session import REPLIED, Call, CallTimedOut
 
 IDLE_SECONDS = 60.0  # an idle handler thread ends after this long
 
 
-def call_blocking(op: Call, loop: HandlerLoop) -> Any:
+def call_blocking(op: Call, loop: HandlerLoop, send: Callable[[bytes], None] | None = None) -> Any:
     """Run `op`'s handler for the blocking driver; `loop` is the sandbox's
-    own handler loop."""
+    own handler loop. With `send`, a plain handler's thread sends its reply
+    frame itself, and this returns `REPLIED`."""
     fn, args = op.calls.resolve(op.name, op.args)
     left = _remaining(op)
     if _is_async(fn):
         value = fn(args, op.data)
     else:
-        answer = _Answer()
+        answer = _Answer(op, send)
         THREADS.run(fn, (args, op.data), answer.give)
-        if not answer.ready.wait(left):
-            raise CallTimedOut(op.name)  # the thread is left to finish; `answer` drops what it gives
+        if not answer.ready.acquire(timeout=-1 if left is None else left):
+            if answer.claim():
+                raise CallTimedOut(op.name)  # the thread is left to finish; its outcome is dropped
+            answer.ready.acquire()  # its thread claimed first and is sending its reply now
         value = answer.take()
     if inspect.isawaitable(value):
         value = loop.run(value, op)
     return value
 
 
-async def call_async(op: Call) -> Any:
-    """Run `op`'s handler for the asyncio driver (on the running loop)."""
+async def call_async(op: Call, send: Callable[[bytes], bool] | None = None) -> Any:
+    """Run `op`'s handler for the asyncio driver (on the running loop). With
+    `send` (from any thread: True if it wrote the frame, False if the loop
+    must), a plain handler's thread sends its reply itself, and this returns
+    `REPLIED`."""
     fn, args = op.calls.resolve(op.name, op.args)
     left = _remaining(op)
     if _is_async(fn):
@@ -60,15 +72,24 @@ async def call_async(op: Call) -> Any:
     else:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        claim = threading.Lock()  # taken by whoever answers the call: the handler's thread or the deadline
 
         def give(ok: bool, value: Any) -> None:  # in the handler's thread
+            if not claim.acquire(blocking=False):
+                return  # given up at the deadline: the outcome is dropped
+            if send is not None and not (ok and inspect.isawaitable(value)) and _reply_from_thread(op, ok, value, send):
+                ok, value = True, REPLIED
             try:
                 loop.call_soon_threadsafe(_settle, future, ok, value)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
 
+        def cut() -> None:  # on the loop, at the deadline
+            if claim.acquire(blocking=False):
+                _settle(future, False, CallTimedOut(op.name))
+
         THREADS.run(fn, (args, op.data), give)
-        timer = None if left is None else loop.call_later(left, _settle, future, False, CallTimedOut(op.name))
+        timer = None if left is None else loop.call_later(left, cut)
         try:
             value = await future
         finally:
@@ -194,15 +215,28 @@ class _Threads:
 
 
 class _Answer:
-    """A plain handler's outcome, handed from its thread to a blocking driver."""
+    """A plain handler's outcome, handed from its thread to a blocking driver;
+    with `send`, its reply is sent from that thread first (see `call_blocking`)."""
 
-    def __init__(self) -> None:
-        self.ready = threading.Event()
+    def __init__(self, op: Call, send: Callable[[bytes], None] | None = None) -> None:
+        self.ready = threading.Lock()  # held until the outcome is in (cheaper than an Event)
+        self.ready.acquire()
         self._outcome: tuple[bool, Any] = (False, None)
+        self._op = op
+        self._send = send
+        self._claim = threading.Lock()  # taken by whoever answers the call: the handler's thread or the deadline
+
+    def claim(self) -> bool:
+        """True for the first caller only: it, and nobody else, answers the call."""
+        return self._claim.acquire(blocking=False)
 
     def give(self, ok: bool, value: Any) -> None:
+        # An awaitable goes back to the driver's thread, to be awaited on its loop.
+        if self._send is not None and not (ok and inspect.isawaitable(value)) and self.claim():
+            _reply_from_thread(self._op, ok, value, self._send)
+            ok, value = True, REPLIED
         self._outcome = (ok, value)
-        self.ready.set()
+        self.ready.release()
 
     def take(self) -> Any:
         ok, value = self._outcome
@@ -212,6 +246,19 @@ class _Answer:
 
 
 THREADS = _Threads()
+
+
+def _reply_from_thread(op: Call, ok: bool, value: Any, send: Callable[[bytes], Any]) -> bool:
+    """In the handler's thread: send the reply for its outcome; False if
+    `send` could not (the driver then sends it)."""
+    try:
+        frame = op.reply(value) if ok else op.reply(error=value)
+    except Exception as e:  # noqa: BLE001 - whatever the handler returned, the guest gets an answer
+        frame = op.reply(error=TypeError(f"host function returned a value that cannot be sent: {e}"))
+    try:
+        return send(frame) is not False
+    except RuntimeDied:
+        return True  # the runtime ended itself while the call ran; the driver reads its last frames
 
 
 def _is_async(fn: Any) -> bool:

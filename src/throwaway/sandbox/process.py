@@ -197,6 +197,20 @@ class AsyncProcess:
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             raise RuntimeDied(await self.reason()) from None
 
+    def send_now(self, data: bytes) -> bool:
+        """From any thread, while the driver waits on a host call (nothing else
+        writes then): write `data` at once if it is small enough to go whole
+        in one write (PIPE_BUF) and nothing is queued before it. False if not
+        written: the caller sends it the usual way."""
+        transport = self.proc.stdin.transport
+        if len(data) > select.PIPE_BUF or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        try:
+            # The pipe is non-blocking (asyncio's): a write this small goes whole or not at all.
+            return os.write(transport.get_extra_info("pipe").fileno(), data) == len(data)
+        except OSError:
+            return False  # full, or closed: the loop's send finds out which
+
     async def recv(self, deadline: float | None, max_bytes: int) -> frames.Message | None:
         while True:
             msg = self._frames.next(max_bytes)

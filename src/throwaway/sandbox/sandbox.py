@@ -271,7 +271,7 @@ class Sandbox(_Base):
                 elif isinstance(op, Send):
                     self._proc.send(op.frame)
                 elif isinstance(op, Call):
-                    value = call_blocking(op, self._handler_loop)
+                    value = call_blocking(op, self._handler_loop, self._proc.send)
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         self._proc.kill()
@@ -368,7 +368,7 @@ class AsyncSandbox(_Base):
                 elif isinstance(op, Send):
                     await self._proc.send(op.frame)
                 elif isinstance(op, Call):
-                    value = await call_async(op)
+                    value = await call_async(op, self._proc.send_now)
                 elif isinstance(op, Spawn):
                     if self._proc is not None:
                         await self._proc.kill()

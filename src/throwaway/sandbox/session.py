@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..wire import frames
-from ..wire.calls import HostCalls, encode_reply
+from ..wire.calls import HostCalls, reply_frame
 from .limits import Limits
 from .process import RuntimeDied
 from .result import ExecResult, GuestError, parse_guest_result
@@ -75,13 +75,25 @@ class Call:
     """Run a host handler; the driver sends back a `Reply`-able result or raises.
 
     At `deadline` (the cell's, by `time.monotonic()`) the driver gives the
-    handler up and raises `CallTimedOut` (see `handlers`)."""
+    handler up and raises `CallTimedOut` (see `handlers`). A driver may
+    instead send the reply itself, from the handler's own thread, as soon as
+    the handler returns (`reply` makes the frame), and give back `REPLIED`:
+    the runtime gets its answer without waiting for the driver's thread to
+    wake. Exactly one reply goes out either way."""
 
     calls: HostCalls
     name: str
     args: str
     data: bytes
     deadline: float | None = None
+    call_id: int = 0
+
+    def reply(self, result: Any = None, error: BaseException | None = None) -> bytes:
+        """The reply frame for this call's outcome."""
+        return reply_frame(self.call_id, result, error)
+
+
+REPLIED = object()  # a driver's answer to `Call` when it has sent the reply itself
 
 
 class CallTimedOut(Exception):
@@ -296,22 +308,24 @@ class Session:
             if name == "wire.more" or self.parts:
                 data = self._gather(name, data)
             if data is None:  # a part: kept until the call it belongs to
-                header, data = encode_reply(call_id, None)
+                frame = reply_frame(call_id, None)
             else:
-                result = yield Call(self.calls, name, msg.get("args", str, ""), data, deadline)
-                header, data = encode_reply(call_id, result)
+                result = yield Call(self.calls, name, msg.get("args", str, ""), data, deadline, call_id)
+                if result is REPLIED:
+                    return
+                frame = reply_frame(call_id, result)
         except CallTimedOut:
             # The guest gets a TimeoutError; the runtime's own deadline
             # (interrupt, then the worker replaced) takes it from there.
             self.call_cut = True
             cut = TimeoutError(errno.ETIMEDOUT, f"the host function {name!r} was still running at the cell's "
                                                 "deadline and was abandoned")
-            header, data = encode_reply(call_id, error=cut)
-            header["cut"] = True  # the runtime holds its interrupt until the guest has this error
+            # The runtime holds its interrupt until the guest has this error.
+            frame = reply_frame(call_id, error=cut, cut=True)
         except Exception as e:
-            header, data = encode_reply(call_id, error=e)
+            frame = reply_frame(call_id, error=e)
         try:
-            yield Send(frames.encode(header, data))
+            yield Send(frame)
         except RuntimeDied:
             # The runtime ended itself while the call ran (the cell's deadline
             # passed: see `retire` in main.js); its last frames are still to read.

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import frames
+
 Handler = Callable[[Any, bytes], Any | Awaitable[Any]]
 
 
@@ -81,27 +83,39 @@ class HostCalls:
         return fn, args
 
 
-def encode_reply(call_id: int, result: Any = None, error: BaseException | None = None) -> tuple[dict, bytes]:
-    """The reply frame for a finished call (a value, bytes, a Reply or an error)."""
-    if error is not None:
-        info: dict[str, Any] = {"type": type(error).__name__, "message": _message(error)}
-        if isinstance(error, OSError) and error.errno in errno.errorcode:
-            # By name: the guest's errno numbers are Emscripten's, not the host's.
-            info["errno"] = errno.errorcode[error.errno]
-            if error.filename is not None:
-                info["filename"] = str(error.filename)
-        return {"t": "reply", "id": call_id, "ok": False, "error": info}, b""
-    if isinstance(result, Reply):
-        value, data = result.value, result.data
-    elif isinstance(result, (bytes, bytearray, memoryview)):
-        value, data = None, bytes(result)
-    else:
-        value, data = result, b""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as e:
-        return encode_reply(call_id, error=TypeError(f"host function returned a value that is not JSON: {e}"))
-    return {"t": "reply", "id": call_id, "ok": True, "value": value}, data
+def reply_frame(call_id: int, result: Any = None, error: BaseException | None = None, *, cut: bool = False) -> bytes:
+    """The framed reply to the runtime for a finished call: a value, bytes, a
+    `Reply` or an error. The value is JSON-encoded once, and a value that is
+    not JSON becomes the call's TypeError. `cut`: the call was given up at
+    the cell's deadline (the runtime holds its interrupt until the guest has
+    this error)."""
+    if error is None:
+        if isinstance(result, Reply):
+            value, data = result.value, result.data
+        elif isinstance(result, (bytes, bytearray, memoryview)):
+            value, data = None, bytes(result)
+        else:
+            value, data = result, b""
+        try:
+            text = _dumps(value)
+        except (TypeError, ValueError, RecursionError) as e:
+            return reply_frame(call_id, error=TypeError(f"host function returned a value that is not JSON: {e}"))
+        # The header spliced around the value's JSON: no second encoding of the value.
+        head = f'{{"t":"reply","id":{_dumps(call_id)},"ok":true,"value":{text}}}'.encode()
+        return frames.PREFIX.pack(len(head), len(data)) + head + data
+    info: dict[str, Any] = {"type": type(error).__name__, "message": _message(error)}
+    if isinstance(error, OSError) and error.errno in errno.errorcode:
+        # By name: the guest's errno numbers are Emscripten's, not the host's.
+        info["errno"] = errno.errorcode[error.errno]
+        if error.filename is not None:
+            info["filename"] = str(error.filename)
+    header: dict[str, Any] = {"t": "reply", "id": call_id, "ok": False, "error": info}
+    if cut:
+        header["cut"] = True
+    return frames.encode(header)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode  # NaN is not JSON: JSON.parse refuses it
 
 
 def _message(error: BaseException) -> str:

@@ -37,3 +37,24 @@ export function put(buffer, head, payload) {
   if (payload) view.set(payload, head.length);
   return true;
 }
+
+const encoder = new TextEncoder();
+
+// Write JSON text (encoded straight into the buffer, no copy made first) and
+// payload bytes into a growable buffer; the text's length in bytes, or -1 if
+// the two do not fit even grown.
+export function putText(buffer, text, payload) {
+  const size = payload ? payload.length : 0;
+  const view = new Uint8Array(buffer); // grows with the buffer
+  const { read, written } = encoder.encodeInto(text, view);
+  if (read < text.length) {
+    const head = encoder.encode(text);
+    return put(buffer, head, payload) ? head.length : -1;
+  }
+  if (written + size > buffer.byteLength) {
+    if (written + size > buffer.maxByteLength) return -1;
+    buffer.grow(written + size);
+  }
+  if (payload) view.set(payload, written);
+  return written;
+}

@@ -9,6 +9,9 @@ import { createChannel, DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
+const sendBuf = new Uint8Array(1 << 16); // see `send`
+const sendView = new DataView(sendBuf.buffer);
 // The host alone decides when the runtime ends (it closes stdin, or kills it):
 // a Ctrl-C or SIGTERM sent to the host's process group (a worker told to stop
 // gracefully) must not kill the runtime under the step in flight.
@@ -50,63 +53,54 @@ function writeAll(buf) {
 }
 
 // A frame: the key (16 bytes), header length, payload length (u32 LE each),
-// the JSON header, the payload.
+// the JSON header, the payload. Frames of the usual size are put together in
+// one buffer kept for the purpose and go out in one write: a host call costs
+// no allocation and one syscall here.
+
 function send(header, payload) {
-  const head = encoder.encode(JSON.stringify(header));
-  const data = payload ?? new Uint8Array(0);
+  const text = JSON.stringify(header);
+  const data = payload ?? EMPTY;
+  if (24 + text.length * 3 + data.length <= sendBuf.length) { // UTF-8: at most 3 bytes a UTF-16 unit
+    sendBuf.set(KEY, 0);
+    const { written } = encoder.encodeInto(text, sendBuf.subarray(24));
+    sendView.setUint32(16, written, true);
+    sendView.setUint32(20, data.length, true);
+    sendBuf.set(data, 24 + written);
+    writeAll(sendBuf.subarray(0, 24 + written + data.length));
+    return;
+  }
+  const head = encoder.encode(text);
   const prefix = new Uint8Array(24 + head.length);
   prefix.set(KEY, 0);
   const view = new DataView(prefix.buffer);
   view.setUint32(16, head.length, true);
   view.setUint32(20, data.length, true);
   prefix.set(head, 24);
-  if (data.length < 65536) {
-    const all = new Uint8Array(prefix.length + data.length);
-    all.set(prefix);
-    all.set(data, prefix.length);
-    writeAll(all);
-  } else {
-    writeAll(prefix);
-    writeAll(data);
-  }
+  writeAll(prefix);
+  writeAll(data);
 }
 
-// The host's frames, as [header, payload]; an unreadable header is answered here.
+// The host's frames, as [header, payload, head]: `head` is the header's bytes,
+// valid until the next frame is asked for. An unreadable header is answered
+// here. Frames are parsed where they were read, with no copy but the payload's;
+// a frame larger than the buffer gets a larger one, until it has been taken.
 async function* readFrames() {
-  const buffer = new Uint8Array(1 << 20);
-  let chunks = [];
-  let size = 0;
-  const take = (n) => {
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = chunks[0];
-      const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
-      off += k;
-      if (k === c.length) chunks.shift();
-      else chunks[0] = c.subarray(k);
-    }
-    size -= n;
-    return out;
-  };
-  let need = null; // [headLen, payloadLen] once a prefix is read
+  const SIZE = 1 << 20;
+  let buf = new Uint8Array(SIZE);
+  let view = new DataView(buf.buffer);
+  let start = 0; // the first byte not yet taken
+  let end = 0; // the end of what was read
   for (;;) {
-    const n = await Deno.stdin.read(buffer);
+    const n = await Deno.stdin.read(buf.subarray(end));
     if (n === null) return;
-    chunks.push(buffer.slice(0, n));
-    size += n;
-    for (;;) {
-      if (need === null) {
-        if (size < 8) break;
-        const p = take(8);
-        const v = new DataView(p.buffer);
-        need = [v.getUint32(0, true), v.getUint32(4, true)];
-      }
-      if (size < need[0] + need[1]) break;
-      const head = take(need[0]);
-      const payload = take(need[1]);
-      need = null;
+    end += n;
+    while (end - start >= 8) {
+      const headLen = view.getUint32(start, true);
+      const total = 8 + headLen + view.getUint32(start + 4, true);
+      if (end - start < total) break;
+      const head = buf.subarray(start + 8, start + 8 + headLen);
+      const payload = total > 8 + headLen ? buf.slice(start + 8 + headLen, start + total) : EMPTY;
+      start += total;
       let header;
       try {
         header = JSON.parse(decoder.decode(head));
@@ -114,8 +108,22 @@ async function* readFrames() {
         send({ t: "error", message: "unreadable frame from host" });
         continue;
       }
-      yield [header, payload];
+      yield [header, payload, head];
     }
+    // Room for the next read: the part of a frame read so far moves to the
+    // front of a buffer large enough for the whole frame.
+    const rest = end - start;
+    const size = Math.max(SIZE, rest >= 8 ? 8 + view.getUint32(start, true) + view.getUint32(start + 4, true) : 0);
+    if (size !== buf.length) {
+      const next = new Uint8Array(size);
+      next.set(buf.subarray(start, end));
+      buf = next;
+      view = new DataView(buf.buffer);
+    } else if (start > 0) {
+      buf.copyWithin(0, start, end);
+    }
+    start = 0;
+    end = rest;
   }
 }
 
@@ -190,20 +198,20 @@ function start() {
 // Take the worker's messages from the shared channel as they come.
 async function listen(w, c) {
   const { ctl } = c;
+  const view = new Uint8Array(c.up); // grows with the buffer
   for (;;) {
     const r = Atomics.waitAsync(ctl, UP, 0);
     if (r.async) await r.value;
     if (w !== worker || Atomics.load(ctl, DEAD)) return;
-    const view = new Uint8Array(c.up);
     const headLen = ctl[UP_HEAD];
     const dataLen = ctl[UP_DATA];
     let header = null;
     try {
-      header = JSON.parse(decoder.decode(view.slice(0, headLen)));
+      header = JSON.parse(decoder.decode(view.subarray(0, headLen)));
     } catch {
       header = null;
     }
-    const payload = view.slice(headLen, headLen + dataLen);
+    const payload = dataLen > 0 ? view.slice(headLen, headLen + dataLen) : EMPTY;
     Atomics.store(ctl, UP, 0);
     Atomics.notify(ctl, UP);
     if (header !== null && typeof header === "object") onWorker(header, payload);
@@ -282,10 +290,12 @@ function onCall(m, payload) {
   send({ t: "call", id: pendingCall.id, name: m.name, args: m.args }, payload);
 }
 
-function onReply(header, payload) {
+function onReply(header, payload, head) {
   if (!pendingCall || header.id !== pendingCall.id) return; // stale: the worker was replaced
   pendingCall = null;
-  answer({ ok: header.ok === true, value: header.value, error: header.error }, payload);
+  // The host's own header goes to the worker as it came (ok, value, error),
+  // not encoded a second time.
+  answer(header, payload, head);
   if (header.cut === true && current) {
     // The host cut this call at the cell's deadline (its clock starts a
     // moment before ours) and answered it with a TimeoutError: the guest sees
@@ -301,10 +311,10 @@ function onReply(header, payload) {
   }
 }
 
-// Put a reply into the mailbox and wake the parked worker.
-function answer(reply, payload) {
+// Put a reply into the mailbox and wake the parked worker; `head`: the reply already encoded.
+function answer(reply, payload, head = null) {
   const { ctl } = ch;
-  let head = encoder.encode(JSON.stringify(reply));
+  head ??= encoder.encode(JSON.stringify(reply));
   if (!put(ch.mailbox, head, payload)) {
     head = encoder.encode(JSON.stringify({ ok: false, error: { type: "ValueError", message: "host reply too large" } }));
     payload = new Uint8Array(0);
@@ -410,7 +420,7 @@ function deliver(msg) {
   current.softTimer = setTimeout(() => stop("timeout"), msg.timeout * 1000);
 }
 
-function onHost(header, payload) {
+function onHost(header, payload, head) {
   switch (header.t) {
     case "exec":
       if (typeof header.id === "number" && typeof header.code === "string" && typeof header.timeout === "number") {
@@ -418,7 +428,7 @@ function onHost(header, payload) {
       }
       break;
     case "reply":
-      return onReply(header, payload);
+      return onReply(header, payload, head);
     case "interrupt":
       return stop("interrupt");
     case "shutdown":
@@ -489,5 +499,5 @@ try {
 }
 start();
 import("node:process").then((m) => (cpuUsage = () => m.default.cpuUsage()));
-for await (const [header, payload] of fromHost) onHost(header, payload);
+for await (const [header, payload, head] of fromHost) onHost(header, payload, head);
 Deno.exit(0);

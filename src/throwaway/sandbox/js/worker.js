@@ -4,7 +4,7 @@
 // Everything in this worker's global scope is reachable from guest code
 // (`import js`); what the main thread receives from here is checked there.
 
-import { DEAD, DOWN, DOWN_LEN, put, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
+import { DEAD, DOWN, DOWN_LEN, putText, REPLY, REPLY_DATA, REPLY_HEAD, UP, UP_DATA, UP_HEAD } from "./channel.js";
 import { createHostFS } from "./hostfs.js";
 
 const encoder = new TextEncoder();
@@ -12,6 +12,7 @@ const decoder = new TextDecoder();
 let py = null;
 let runCell = null;
 let ch = null;
+let mailbox = null; // a view of ch.mailbox (it grows with the buffer)
 let hostfs = null;
 
 // In a worker, console.log writes to the process's stdout, which carries the
@@ -31,13 +32,12 @@ for (const name of ["log", "info", "debug", "dir", "dirxml", "table"]) console[n
 function post(header, payload) {
   const { ctl } = ch;
   while (Atomics.load(ctl, UP) !== 0 && Atomics.load(ctl, DEAD) === 0) Atomics.wait(ctl, UP, 1, 1000);
-  let head = encoder.encode(JSON.stringify(header));
-  if (!put(ch.up, head, payload)) {
-    head = encoder.encode(JSON.stringify({ t: "out", s: "stderr" }));
+  let headLen = putText(ch.up, JSON.stringify(header), payload);
+  if (headLen < 0) {
     payload = encoder.encode("[throwaway: a message too large to send was dropped]\n");
-    put(ch.up, head, payload);
+    headLen = putText(ch.up, JSON.stringify({ t: "out", s: "stderr" }), payload);
   }
-  ctl[UP_HEAD] = head.length;
+  ctl[UP_HEAD] = headLen;
   ctl[UP_DATA] = payload ? payload.length : 0;
   Atomics.store(ctl, UP, 1);
   Atomics.notify(ctl, UP);
@@ -50,10 +50,10 @@ function rawCall(name, argsJson, bytes) {
   Atomics.store(ctl, REPLY, 0);
   post({ t: "call", name, args: argsJson }, bytes);
   Atomics.wait(ctl, REPLY, 0);
-  const view = new Uint8Array(ch.mailbox);
   const headLen = ctl[REPLY_HEAD];
-  const head = decoder.decode(view.slice(0, headLen));
-  const payload = view.slice(headLen, headLen + ctl[REPLY_DATA]);
+  const head = decoder.decode(mailbox.subarray(0, headLen));
+  // A copy: the mailbox takes the next reply, and HOSTFS keeps a file's bytes.
+  const payload = mailbox.slice(headLen, headLen + ctl[REPLY_DATA]);
   return [head, payload];
 }
 
@@ -175,6 +175,7 @@ async function init(m) {
     return;
   }
   ch = m.channel;
+  mailbox = new Uint8Array(ch.mailbox);
   py.setInterruptBuffer(new Uint8Array(m.interrupt));
   py.setStdout(streamTo("stdout"));
   py.setStderr(streamTo("stderr"));
