@@ -154,6 +154,7 @@ function spawn(init, onMessage) {
     if (m.t === "alive") {
       if (pending) w.postMessage(pending);
       pending = null;
+      loadCpuUsage();
     } else onMessage(m);
   };
   w.onerror = (e) => {
@@ -451,9 +452,17 @@ const IDLE_CPU = 300_000; // us
 const IDLE_TICK = 500; // ms
 let idleWatch = null;
 // The CPU time comes from node:process, and Deno's Node layer takes 30-60 ms
-// to load: it loads while the worker boots (see the end of this file), not
-// before the worker is started. Until it is there, there are no samples.
+// to load: it loads while the worker boots (once the worker has its init
+// message, see `spawn`), off the path to the first result. Until it is
+// there, there are no samples.
 let cpuUsage = null;
+let cpuUsageLoading = false;
+
+function loadCpuUsage() {
+  if (cpuUsageLoading) return;
+  cpuUsageLoading = true;
+  import("node:process").then((m) => (cpuUsage = () => m.default.cpuUsage()));
+}
 
 function cpuTime() {
   const u = cpuUsage();
@@ -498,6 +507,5 @@ try {
   send({ t: "snapshot" }, snapshot);
 }
 start();
-import("node:process").then((m) => (cpuUsage = () => m.default.cpuUsage()));
 for await (const [header, payload, head] of fromHost) onHost(header, payload, head);
 Deno.exit(0);
