@@ -10,6 +10,11 @@ every runtime reads it with file writes forbidden by the kernel (`landlock`).
 Where the kernel cannot forbid them, there is no cache (`usable_code_cache`
 says None) and nothing changes.
 
+V8 takes a code cache only from a process with the same V8 flags, and the
+runtime's flags carry its memory limit (`deno_command`): the cache is made
+with the default `Limits().memory_mb`, and a runtime with another limit
+reads it, has it refused and compiles as it did before (no slower).
+
 THROWAWAY_CODE_CACHE=0 turns it off.
 """
 
