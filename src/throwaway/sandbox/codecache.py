@@ -13,7 +13,7 @@ says None) and nothing changes.
 V8 takes a code cache only from a process with the same V8 flags, and the
 runtime's flags carry its memory limit (`deno_command`): the cache is made
 with the default `Limits().memory_mb`, and a runtime with another limit
-reads it, has it refused and compiles as it did before (no slower).
+reads it, has it refused and compiles its JS as it did before.
 
 THROWAWAY_CODE_CACHE=0 turns it off.
 """
