@@ -218,3 +218,81 @@ def test_replies_of_every_size_cross_the_runtime_async():
     error, limit, value = asyncio.run(main())
     assert error is None and limit is None, error
     assert value == EXPECTED
+
+
+# -- quick calls: reads of host folders on the blocking driver's own thread --------------------------
+
+
+def test_a_quick_call_runs_on_the_drivers_thread_and_others_do_not():
+    seen = []
+
+    class Handler:
+        def __init__(self, quick):
+            self._quick = quick
+
+        def quick(self, args):
+            return self._quick
+
+        def __call__(self, args, data):
+            seen.append(threading.current_thread())
+            return "ok"
+
+    sent = Sent()
+    assert call_blocking(one_call(Handler(True)), HandlerLoop(), sent) == "ok"  # the flow sends it
+    assert seen[-1] is threading.current_thread() and sent.frames == []
+    assert call_blocking(one_call(Handler(False)), HandlerLoop(), sent) is REPLIED
+    assert seen[-1] is not threading.current_thread()
+    # Anything but True (a mock's attribute, a truthy value) is not a yes.
+    assert call_blocking(one_call(Handler("yes")), HandlerLoop(), sent) is REPLIED
+    assert seen[-1] is not threading.current_thread()
+
+
+def test_the_fs_server_calls_only_reads_of_host_folders_quick(tmp_path):
+    from throwaway.fs import FileSystem
+    from throwaway.fs.server import FsServer
+
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "big.bin").write_bytes(b"x" * (5 << 20))  # larger than WHOLE: read through a handle
+    fs = FileSystem()
+    fs.mount_host("/data", tmp_path, writable=True)
+
+    @fs.file("/virtual/v.txt", write=True)
+    def v(content=None):
+        return "computed"
+
+    server = FsServer(fs)
+    ids = {p["path"]: p["id"] for p in server.plan()}
+    host, res = ids["/data"], ids["/virtual"]
+    assert server.quick({"op": "stat", "m": host, "p": "/a.txt"})
+    assert server.quick({"op": "list", "m": host, "p": "/"})
+    assert server.quick({"op": "open", "m": host, "p": "/a.txt", "mode": "r"})
+    for op in ({"op": "open", "m": host, "p": "/a.txt", "mode": "w"}, {"op": "open", "m": host, "p": "/a.txt", "mode": "rw"},
+               {"op": "create", "m": host, "p": "/b"}, {"op": "unlink", "m": host, "p": "/a.txt"},
+               {"op": "rename", "m": host, "p": "/a.txt", "to": "/c"}, {"op": "truncate", "m": host, "p": "/a", "size": 0},
+               {"op": "stat", "m": res, "p": "/v.txt"}, {"op": "open", "m": res, "p": "/v.txt", "mode": "r"},
+               {"op": "stat", "m": 99, "p": "/"}, {"op": "stat", "m": True, "p": "/"}, {"op": "stat", "m": "0", "p": "/"},
+               {"op": "read", "h": 12345, "pos": 0, "len": 1}, "stat", None, [host]):
+        assert not server.quick(op), op
+    handle = server({"op": "open", "m": host, "p": "/big.bin", "mode": "r"}, b"")["h"]
+    assert server.quick({"op": "read", "h": handle, "pos": 0, "len": 10})
+    assert server.quick({"op": "close", "h": handle})
+    writing = server({"op": "open", "m": res, "p": "/v.txt", "mode": "w"}, b"")["h"]
+    assert not server.quick({"op": "write", "h": writing, "pos": 0})
+    assert not server.quick({"op": "close", "h": writing})  # hands the bytes to the resource's function
+
+
+def test_quick_host_folder_reads_still_check_every_path(tmp_path):
+    (tmp_path / "inside").mkdir()
+    (tmp_path / "inside" / "ok.txt").write_text("fine")
+    (tmp_path / "secret.txt").write_text("outside the mount")
+    (tmp_path / "inside" / "link").symlink_to(tmp_path / "secret.txt")
+    from throwaway.fs import FileSystem
+
+    fs = FileSystem()
+    fs.mount_host("/data", tmp_path / "inside")
+    with Sandbox(fs=fs) as sb:
+        r = sb.exec("out = [open('/data/ok.txt').read()]\n"
+                    "for p in ('/data/../secret.txt', '/data/link'):\n"
+                    "    try:\n        out.append(open(p).read())\n"
+                    "    except OSError as e:\n        out.append(type(e).__name__)\nout")
+        assert r.json[0] == "fine" and "outside the mount" not in r.json

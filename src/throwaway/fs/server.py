@@ -80,6 +80,27 @@ class FsServer:
             if h.fd is not None:
                 os.close(h.fd)
 
+    def quick(self, args: Any) -> bool:
+        """Whether this call only reads a host folder: a few local syscalls,
+        bounded in size (at most WHOLE bytes a read), running none of a
+        resource's functions. A blocking `Sandbox` runs such calls on its own
+        thread instead of handing them to a handler thread and waiting for it:
+        two thread wake-ups fewer a call (open()+read() of a small file about
+        490 -> 380 us, load ~7). Writes (quotas, a resource's write function)
+        and every resource call go to a handler thread, under the cell's
+        deadline. The call itself checks its arguments as any other."""
+        if not isinstance(args, dict):
+            return False
+        op = args.get("op")
+        if op in ("read", "close"):
+            h = self._handles.get(args.get("h"))  # type: ignore[arg-type]
+            return h is not None and h.buffer is None  # a resource being written is handed over on close
+        if op in ("stat", "list", "open"):
+            i = args.get("m")
+            return (isinstance(i, int) and 0 <= i < len(self._mounts) and isinstance(self._mounts[i], HostDir)
+                    and (op != "open" or args.get("mode") == "r"))
+        return False
+
     def __call__(self, args: Any, data: bytes) -> Any:
         if not isinstance(args, dict) or not isinstance(args.get("op"), str):
             raise OSError(errno.EINVAL, "Invalid argument")

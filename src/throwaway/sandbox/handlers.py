@@ -3,7 +3,10 @@
 A plain handler runs in a daemon thread, never on the driver's own thread or
 event loop; an async one runs on an event loop (the `AsyncSandbox`'s own
 loop; for a blocking `Sandbox`, a loop thread of that sandbox only, so a
-stuck handler of one sandbox never holds another's calls). A plain handler
+stuck handler of one sandbox never holds another's calls). One exception: a
+blocking driver runs a call on its own thread when the handler's
+`quick(args)` says it is quick, as the file system's server does for reads
+of host folders (local syscalls, bounded in size). A plain handler
 that returns an awaitable (the file system's server does, for async
 resource functions) has it awaited on that loop.
 
@@ -45,7 +48,7 @@ def call_blocking(op: Call, loop: HandlerLoop, send: Callable[[bytes], None] | N
     frame itself, and this returns `REPLIED`."""
     fn, args = op.calls.resolve(op.name, op.args)
     left = _remaining(op)
-    if _is_async(fn):
+    if _is_async(fn) or _quick(fn, args):
         value = fn(args, op.data)
     else:
         answer = _Answer(op, send)
@@ -264,6 +267,14 @@ def _reply_from_thread(op: Call, ok: bool, value: Any, send: Callable[[bytes], A
 def _is_async(fn: Any) -> bool:
     """An `async def` function, or an object whose `__call__` is one."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
+def _quick(fn: Any, args: Any) -> bool:
+    """Whether a handler says this call is quick enough to run on a blocking
+    driver's own thread (its `quick(args)`; the file system's server says so
+    for reads of host folders: see `FsServer.quick`)."""
+    quick = getattr(fn, "quick", None)
+    return callable(quick) and quick(args) is True
 
 
 def _remaining(op: Call) -> float | None:
