@@ -20,6 +20,7 @@ model call) are not counted; the sandbox's boot is once per task and is
 amortized over its steps. Each figure is the median over the rounds.
 
     python bench/bench_agent.py [--steps 50] [--size-mb 1] [--rounds 5] [--database-url URL]
+    python bench/bench_agent.py --pieces [--steps 30] [--rounds 3]   # CPU per step, piece by piece
 
 Prints figures; never passes or fails on time. Target (issue 12): <= 3 ms a step
 of loop overhead on SQLite.
@@ -204,6 +205,78 @@ def run(steps: int, size_mb: float, database_url: str | None, usage: bool = True
     return figures
 
 
+def pieces(steps: int, size_mb: float, rounds: int, usage: bool) -> None:
+    """Print the loop's CPU time per step, piece by piece (each piece without the pieces inside it)."""
+    import pydantic_ai.direct as direct
+    from dbos import _core
+
+    from throwaway.agent import task as task_module
+    from throwaway.durable import workflow
+    from throwaway.sandbox.sandbox import Sandbox
+
+    spent: dict[str, int] = {}
+    inner: list[int] = []
+    patched: list[tuple[object, str, object]] = []
+
+    def wrap(owner: object, attr: str, name: str) -> None:
+        fn = getattr(owner, attr)
+        patched.append((owner, attr, fn))
+
+        def timed(*args, **kwargs):
+            start = time.thread_time_ns()
+            inner.append(0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                took, within = time.thread_time_ns() - start, inner.pop()
+                spent[name] = spent.get(name, 0) + took - within
+                if inner:
+                    inner[-1] += took
+
+        setattr(owner, attr, timed)
+
+    wrap(workflow, "run_loop", "loop body (run_loop)")
+    wrap(workflow.DurableSteps, "model", "DBOS's step wrapper + DurableSteps")
+    wrap(workflow.DurableSteps, "tool", "DBOS's step wrapper + DurableSteps")
+    wrap(bodies, "call_model", "call_model: the reply as JSON")
+    wrap(direct, "model_request_sync", "pydantic-ai model request + scripted model")
+    wrap(bodies, "load_response", "load_response: JSON back to a reply")
+    wrap(bodies, "call_tool", "call_tool + run_tool")
+    wrap(task_module.Task, "emit", "events")
+    wrap(_core, "serialize_value", "checkpoint JSON (our serializer)")
+    for method in ("exec", "snapshot", "start", "restore", "collect_output", "close", "read_file"):
+        wrap(Sandbox, method, "sandbox")
+    if SystemDatabase is not None:
+        wrap(SystemDatabase, "check_operation_execution", "DBOS: read the checkpoint (1 transaction)")
+        wrap(SystemDatabase, "record_operation_result", "DBOS: write the checkpoint (1 transaction)")
+    size, timer, rows = int(size_mb * (1 << 20)), Timer(), []
+    timer.enabled = False
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            tmp = Path(folder)
+            backend.launch(tmp / "data")
+            try:
+                _task(2, size, tmp, timer, seed=128, usage=usage)
+                for n in range(rounds):
+                    spent.clear()
+                    _, cpu = _task(steps, size, tmp, timer, seed=n, usage=usage)
+                    row = {k: v / 1e6 / steps for k, v in spent.items()}
+                    row["the rest: Agent.run, the workflow's start and end"] = cpu * 1000 / steps - sum(row.values())
+                    rows.append(row)
+            finally:
+                backend.shutdown()
+    finally:
+        for owner, attr, fn in reversed(patched):
+            setattr(owner, attr, fn)
+    print(f"CPU ms per step, each piece without the pieces inside it, median of {rounds} rounds; "
+          f"load average {os.getloadavg()[0]:.2f}:")
+    med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0]}
+    for key in sorted(med, key=lambda k: -med[k]):
+        print(f"  {key:52} {med[key]:6.3f}")
+    print(f"  {'loop overhead (all but the sandbox)':52} "
+          f"{statistics.median(sum(v for k, v in r.items() if k != 'sandbox') for r in rows):6.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=50)
@@ -212,7 +285,12 @@ def main() -> None:
     parser.add_argument("--database-url", help="Postgres URL (default: SQLite in a temporary folder)")
     parser.add_argument("--estimate-usage", action="store_true",
                         help="scripted replies without token usage: FunctionModel estimates it on every call")
+    parser.add_argument("--pieces", action="store_true",
+                        help="instead: the loop's CPU time per step, piece by piece (SQLite)")
     args = parser.parse_args()
+    if args.pieces:
+        pieces(args.steps, args.size_mb, args.rounds, not args.estimate_usage)
+        return
 
     where = "Postgres" if args.database_url else "SQLite (WAL, synchronous=NORMAL)"
     usage = "usage estimated by FunctionModel" if args.estimate_usage else "replies report usage"
