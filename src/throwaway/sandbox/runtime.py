@@ -99,6 +99,8 @@ def _code_key() -> str:
         h.update(f"{deno.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
     except OSError:
         h.update(str(deno).encode())
+    # Deno keys its entries by the module's path and source: both count.
+    h.update(str(JS_DIR.resolve()).encode())
     for file in sorted(JS_DIR.glob("*.js")):
         h.update(file.name.encode() + b"\0" + file.read_bytes())
     return h.hexdigest()[:16]
