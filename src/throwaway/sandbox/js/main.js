@@ -12,14 +12,15 @@ const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 const sendBuf = new Uint8Array(1 << 16); // see `send`
 const sendView = new DataView(sendBuf.buffer);
+let reading = false; // an async read of stdin is under way (see `nextFrame`)
 // The host alone decides when the runtime ends (it closes stdin, or kills it):
 // a Ctrl-C or SIGTERM sent to the host's process group (a worker told to stop
 // gracefully) must not kill the runtime under the step in flight.
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) Deno.addSignalListener(signal, () => {});
 // The host's frames on stdin; the first is the configuration (never argv,
 // which every user of the machine can read in /proc).
-const fromHost = readFrames();
-const config = (await fromHost.next()).value?.[0];
+const stdin = hostFrames();
+const config = (await nextFrame())?.[0];
 if (config?.t !== "config" || !/^[0-9a-f]{32}$/.test(config.key)) Deno.exit(2);
 // Every frame to the host starts with this key, drawn by the host. Guest code
 // can write to the process's stdout too (Deno.stdout, console.log, node:fs on
@@ -80,38 +81,21 @@ function send(header, payload) {
   writeAll(data);
 }
 
-// The host's frames, as [header, payload, head]: `head` is the header's bytes,
-// valid until the next frame is asked for. An unreadable header is answered
-// here. Frames are parsed where they were read, with no copy but the payload's;
-// a frame larger than the buffer gets a larger one, until it has been taken.
-async function* readFrames() {
+// The host's frames on stdin, parsed where they were read, with no copy but
+// the payload's. `next()`: the next whole frame as [header, payload, head]
+// (`head`: the header's bytes, valid until the next read), or null; `read()`
+// (async) and `readSync()` add what the pipe holds, false at its end. A frame
+// larger than the buffer gets a larger one, until it has been taken. An
+// unreadable header is answered here.
+function hostFrames() {
   const SIZE = 1 << 20;
   let buf = new Uint8Array(SIZE);
   let view = new DataView(buf.buffer);
   let start = 0; // the first byte not yet taken
   let end = 0; // the end of what was read
-  for (;;) {
-    const n = await Deno.stdin.read(buf.subarray(end));
-    if (n === null) return;
-    end += n;
-    while (end - start >= 8) {
-      const headLen = view.getUint32(start, true);
-      const total = 8 + headLen + view.getUint32(start + 4, true);
-      if (end - start < total) break;
-      const head = buf.subarray(start + 8, start + 8 + headLen);
-      const payload = total > 8 + headLen ? buf.slice(start + 8 + headLen, start + total) : EMPTY;
-      start += total;
-      let header;
-      try {
-        header = JSON.parse(decoder.decode(head));
-      } catch {
-        send({ t: "error", message: "unreadable frame from host" });
-        continue;
-      }
-      yield [header, payload, head];
-    }
-    // Room for the next read: the part of a frame read so far moves to the
-    // front of a buffer large enough for the whole frame.
+  // Room for a read: the part of a frame read so far moves to the front of a
+  // buffer large enough for the whole frame.
+  function room() {
     const rest = end - start;
     const size = Math.max(SIZE, rest >= 8 ? 8 + view.getUint32(start, true) + view.getUint32(start + 4, true) : 0);
     if (size !== buf.length) {
@@ -124,6 +108,50 @@ async function* readFrames() {
     }
     start = 0;
     end = rest;
+  }
+  return {
+    next() {
+      while (end - start >= 8) {
+        const headLen = view.getUint32(start, true);
+        const total = 8 + headLen + view.getUint32(start + 4, true);
+        if (end - start < total) return null;
+        const head = buf.subarray(start + 8, start + 8 + headLen);
+        const payload = total > 8 + headLen ? buf.slice(start + 8 + headLen, start + total) : EMPTY;
+        start += total;
+        try {
+          return [JSON.parse(decoder.decode(head)), payload, head];
+        } catch {
+          send({ t: "error", message: "unreadable frame from host" });
+        }
+      }
+      return null;
+    },
+    async read() {
+      room();
+      const n = await Deno.stdin.read(buf.subarray(end));
+      if (n === null) return false;
+      end += n;
+      return true;
+    },
+    readSync() {
+      room();
+      const n = Deno.stdin.readSync(buf.subarray(end));
+      if (n === null) return false;
+      end += n;
+      return true;
+    },
+  };
+}
+
+// The host's next frame, read asynchronously (null at the end of stdin).
+async function nextFrame() {
+  for (;;) {
+    const frame = stdin.next();
+    if (frame !== null) return frame;
+    reading = true;
+    const more = await stdin.read();
+    reading = false;
+    if (!more) return null;
   }
 }
 
@@ -138,6 +166,7 @@ let ready = false;
 let current = null; // the exec under way: {id, reason, timers, outBytes, limit}
 let waiting = null; // an exec posted before the worker was ready
 let pendingCall = null; // the host call the worker is parked on
+let cellEnded = null; // resolves the wait of the loop reading stdin when the cell ends (see the end of this file)
 let callSeq = 0;
 let firstBoot = true;
 
@@ -289,6 +318,16 @@ function onCall(m, payload) {
   if (bad) return answer({ ok: false, error: { type: "ValueError", message: bad } }, new Uint8Array(0));
   pendingCall = { id: ++callSeq };
   send({ t: "call", id: pendingCall.id, name: m.name, args: m.args }, payload);
+  // The worker is parked until the reply, and while a cell runs the host sends
+  // nothing but replies: the reply is read here, synchronously, unless an async
+  // read is under way (see the loop at the end of this file). An async read
+  // of stdin costs one of Deno's threads and a wake-up of this one, for
+  // every reply.
+  while (pendingCall && !reading) {
+    const frame = stdin.next();
+    if (frame !== null) onHost(...frame);
+    else if (!stdin.readSync()) Deno.exit(0);
+  }
 }
 
 function onReply(header, payload, head) {
@@ -343,6 +382,8 @@ function onResult(m) {
 function finish(fields) {
   const c = current;
   current = null;
+  cellEnded?.();
+  cellEnded = null;
   clearTimeout(c.softTimer);
   clearTimeout(c.hardTimer);
   watchIdle();
@@ -507,5 +548,11 @@ try {
   send({ t: "snapshot" }, snapshot);
 }
 start();
-for await (const [header, payload, head] of fromHost) onHost(header, payload, head);
+for (let frame; (frame = await nextFrame()) !== null;) {
+  onHost(...frame);
+  // While a cell runs, no read of stdin is kept waiting: the host sends only
+  // the replies to the cell's host calls then, and `onCall` reads each one
+  // itself. The next read starts when the cell ends.
+  if (current) await new Promise((resolve) => (cellEnded = resolve));
+}
 Deno.exit(0);
