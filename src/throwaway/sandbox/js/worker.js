@@ -150,6 +150,83 @@ async function closeThreads() {
   }
 }
 
+// Pyodide's boot, made to leave less memory resident. Pyodide reads its wasm
+// file into a buffer it keeps for good, and restores the snapshot by copying
+// all of it into wasm memory, zero pages too (about 16 of its 30 MB), which
+// makes them resident for nothing: fresh wasm memory reads as zero without
+// taking any. So, while Pyodide loads, the main module's bytes and memory are
+// noted at instantiation (the bytes to be freed once it is compiled, the
+// memory to restore the snapshot into page by page).
+function watchInstantiate() {
+  const instantiate = WebAssembly.instantiate;
+  const seen = { bytes: null, memory: null };
+  WebAssembly.instantiate = function (source, ...rest) {
+    const result = instantiate.call(this, source, ...rest);
+    if (ArrayBuffer.isView(source) && seen.bytes === null) {
+      seen.bytes = source;
+      result.then((r) => {
+        if (r?.instance?.exports?.memory instanceof WebAssembly.Memory) seen.memory = r.instance.exports.memory;
+      }, () => {});
+    }
+    return result;
+  };
+  return {
+    seen,
+    unwatch() {
+      WebAssembly.instantiate = instantiate;
+    },
+    dropBytes() {
+      try {
+        seen.bytes?.buffer.transfer?.(0);
+      } catch {
+        // not detachable: left to the collector
+      }
+      seen.bytes = null;
+    },
+  };
+}
+
+// Pyodide (restoreSnapshot) copies the snapshot with `HEAP8.set(snapshot.subarray(offset))`:
+// that one call copies here instead, leaving zero pages alone where wasm
+// memory is zero already, and hands Pyodide nothing left to copy. Any other
+// use of subarray, or a memory not seen, takes Pyodide's own way.
+function restoreSparsely(bytes, wasm) {
+  const snapshot = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  snapshot.subarray = function (start, end) {
+    const part = Uint8Array.prototype.subarray.call(this, start, end);
+    const memory = wasm.seen.memory;
+    if (end !== undefined || !memory || part.byteOffset % 4 !== 0 || memory.buffer.byteLength < part.length) return part;
+    copyNonZeroPages(new Uint8Array(memory.buffer), part);
+    return part.subarray(0, 0);
+  };
+  return snapshot;
+}
+
+function copyNonZeroPages(heap, src) {
+  const PAGE = 4096;
+  const n = src.length;
+  const src32 = new Int32Array(src.buffer, src.byteOffset, n >> 2);
+  const heap32 = new Int32Array(heap.buffer, 0, n >> 2);
+  const isZero = (a, from, to) => { // a page: 1024 words, 8 at a time
+    for (let i = from; i < to; i += 8) {
+      if ((a[i] | a[i + 1] | a[i + 2] | a[i + 3] | a[i + 4] | a[i + 5] | a[i + 6] | a[i + 7]) !== 0) return false;
+    }
+    return true;
+  };
+  let run = -1; // the start of pages to copy
+  for (let off = 0; off < n; off += PAGE) {
+    if (off + PAGE > n || !isZero(src32, off >> 2, (off + PAGE) >> 2)) {
+      if (run < 0) run = off;
+      continue;
+    }
+    if (run >= 0) heap.set(src.subarray(run, off), run);
+    run = -1;
+    // Reading an untouched page maps the kernel's zero page: nothing resident.
+    if (!isZero(heap32, off >> 2, (off + PAGE) >> 2)) heap.fill(0, off, off + PAGE);
+  }
+  if (run >= 0) heap.set(src.subarray(run, n), run);
+}
+
 // Deno.readFile takes 80-150 ms for the 31 MB boot snapshot here (it grows
 // its buffer as it reads, then copies it into JS memory); reading into one
 // buffer of the file's size takes 15-40 ms, and the boot waits for it.
@@ -170,18 +247,50 @@ async function readWhole(path) {
   }
 }
 
+// Pyodide writes the standard library's zip (2.4 MB) into its in-memory file
+// system with FS.writeFile, which copies it, and the bytes read stay in this
+// thread's heap with nothing to collect them: the file system may keep the
+// bytes read instead (canOwn). Installed by the fsInit hook, which runs while
+// Pyodide still awaits the zip's bytes; undone once Pyodide has loaded.
+function ownStdlib(FS) {
+  const writeFile = FS.writeFile;
+  FS.writeFile = function (path, data, opts = {}) {
+    if (typeof path === "string" && /^\/lib\/python[0-9]+\.zip$/.test(path) && data instanceof Uint8Array) {
+      opts = { ...opts, canOwn: true };
+    }
+    return writeFile.call(this, path, data, opts);
+  };
+  return () => {
+    FS.writeFile = writeFile;
+  };
+}
+
 async function init(m) {
   const { loadPyodide } = await import(new URL("pyodide.mjs", "file://" + m.indexURL).href);
   const options = { indexURL: m.indexURL, stdout: () => {}, stderr: () => {} };
-  const snapshot = m.make ? null : m.snapshot ?? readWhole(m.snapshotPath); // read while Pyodide loads
+  const wasm = watchInstantiate();
+  const snapshot = m.make ? null : Promise.resolve(m.snapshot ?? readWhole(m.snapshotPath)) // read while Pyodide loads
+    .then((bytes) => restoreSparsely(bytes, wasm));
   if (m.make) options._makeSnapshot = true;
   else options._loadSnapshot = snapshot;
-  py = await loadPyodide(options);
+  let unownStdlib = null;
+  options.fsInit = (FS) => {
+    unownStdlib = ownStdlib(FS);
+  };
+  try {
+    py = await loadPyodide(options);
+  } finally {
+    wasm.unwatch();
+    unownStdlib?.();
+  }
   // The snapshot's bytes (31 MB) are copied into wasm memory by now, but
   // Pyodide keeps its options, and them, for the interpreter's life, and this
   // thread, asleep in Atomics.wait between cells, would never collect them:
-  // detaching their buffer frees it at once.
+  // detaching their buffer frees it at once. The same for the bytes of
+  // Pyodide's wasm file, which Pyodide keeps too (9-12 MB): the compiled
+  // module holds a copy of its own.
   if (snapshot) (await snapshot).buffer.transfer?.(0);
+  wasm.dropBytes();
   if (m.make) {
     // Our guest module is imported before the snapshot, so booting from the
     // snapshot finds it ready.
