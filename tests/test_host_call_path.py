@@ -11,7 +11,7 @@ import pytest
 
 from throwaway.sandbox import AsyncSandbox, HostCalls, Reply, Sandbox
 from throwaway.sandbox.handlers import HandlerLoop, call_async, call_blocking
-from throwaway.sandbox.session import REPLIED, Call, CallTimedOut
+from throwaway.sandbox.session import REPLIED, Call, CallTimedOut, Pending
 from throwaway.wire import frames
 from throwaway.wire.calls import reply_frame
 
@@ -82,8 +82,11 @@ def test_a_value_nested_too_deep_is_the_calls_type_error():
 def test_a_plain_handlers_thread_sends_its_own_reply():
     sent = Sent()
     op = one_call(lambda args, data: {"got": data.decode()})
-    assert call_blocking(op, HandlerLoop(), sent) is REPLIED
+    pending = call_blocking(op, HandlerLoop(), sent)  # back at once: the driver reads the runtime meanwhile
+    assert isinstance(pending, Pending) and pending.call_id == 7 and pending.deadline == op.deadline
+    assert sent.done.wait(10)
     assert len(sent.frames) == 1 and sent.threads[0] is not threading.current_thread()
+    assert not pending.claim()  # the handler's thread claimed the call before it sent
     msg = decode_down(sent.frames[0])
     assert msg.header == {"t": "reply", "id": 7, "ok": True, "value": {"got": "data"}}
 
@@ -93,11 +96,12 @@ def test_a_plain_handlers_error_is_sent_from_its_thread_too():
         raise PermissionError(13, "Permission denied")
 
     sent = Sent()
-    assert call_blocking(one_call(fails), HandlerLoop(), sent) is REPLIED
+    assert isinstance(call_blocking(one_call(fails), HandlerLoop(), sent), Pending)
+    assert sent.done.wait(10)
     assert decode_down(sent.frames[0]).header["error"]["errno"] == "EACCES"
 
 
-def test_at_the_deadline_the_driver_answers_and_the_late_handler_sends_nothing():
+def test_once_the_flow_claims_the_call_the_late_handler_sends_nothing():
     release = threading.Event()
     finished = threading.Event()
 
@@ -107,25 +111,40 @@ def test_at_the_deadline_the_driver_answers_and_the_late_handler_sends_nothing()
         return "too late"
 
     sent = Sent()
-    with pytest.raises(CallTimedOut):
-        call_blocking(one_call(stuck, deadline_in=0.2), HandlerLoop(), sent)
+    pending = call_blocking(one_call(stuck, deadline_in=0.2), HandlerLoop(), sent)
+    assert pending.claim()  # what the flow does at the deadline (it then sends the TimeoutError)
     release.set()
     assert finished.wait(10)
     time.sleep(0.1)  # the handler's thread has returned; give it time to (wrongly) send
     assert sent.frames == []
 
 
-def test_a_handler_that_returns_an_awaitable_is_answered_by_the_driver():
+def test_a_handler_that_returns_an_awaitable_has_it_awaited_and_sent_from_its_thread():
     async def later():
         return "awaited"
 
     sent = Sent()
     loop = HandlerLoop()
     try:
-        assert call_blocking(one_call(lambda args, data: later()), loop, sent) == "awaited"
+        assert isinstance(call_blocking(one_call(lambda args, data: later()), loop, sent), Pending)
+        assert sent.done.wait(10)
     finally:
         loop.close()
-    assert sent.frames == []  # the flow sends it
+    assert decode_down(sent.frames[0]).header["value"] == "awaited"
+
+
+def test_an_awaitable_past_the_deadline_is_cancelled_and_not_answered_by_its_thread():
+    async def never():
+        await asyncio.sleep(3600)
+
+    sent = Sent()
+    loop = HandlerLoop()
+    try:
+        pending = call_blocking(one_call(lambda args, data: never(), deadline_in=0.2), loop, sent)
+        time.sleep(0.6)
+        assert sent.frames == [] and pending.claim()  # the flow answers it
+    finally:
+        loop.close()
 
 
 def test_without_send_the_value_goes_back_to_the_flow():
@@ -240,11 +259,12 @@ def test_a_quick_call_runs_on_the_drivers_thread_and_others_do_not():
     sent = Sent()
     assert call_blocking(one_call(Handler(True)), HandlerLoop(), sent) == "ok"  # the flow sends it
     assert seen[-1] is threading.current_thread() and sent.frames == []
-    assert call_blocking(one_call(Handler(False)), HandlerLoop(), sent) is REPLIED
-    assert seen[-1] is not threading.current_thread()
+    assert isinstance(call_blocking(one_call(Handler(False)), HandlerLoop(), sent), Pending)
+    assert sent.done.wait(10) and seen[-1] is not threading.current_thread()
     # Anything but True (a mock's attribute, a truthy value) is not a yes.
-    assert call_blocking(one_call(Handler("yes")), HandlerLoop(), sent) is REPLIED
-    assert seen[-1] is not threading.current_thread()
+    sent = Sent()
+    assert isinstance(call_blocking(one_call(Handler("yes")), HandlerLoop(), sent), Pending)
+    assert sent.done.wait(10) and seen[-1] is not threading.current_thread()
 
 
 def test_the_fs_server_calls_only_reads_of_host_folders_quick(tmp_path):
@@ -296,3 +316,25 @@ def test_quick_host_folder_reads_still_check_every_path(tmp_path):
                     "    try:\n        out.append(open(p).read())\n"
                     "    except OSError as e:\n        out.append(type(e).__name__)\nout")
         assert r.json[0] == "fine" and "outside the mount" not in r.json
+
+
+def test_a_handler_that_ends_after_its_cell_does_not_answer_the_next_cells_call():
+    release = threading.Event()
+    calls = HostCalls()
+
+    def slow(args, data):
+        release.wait(30)
+        return "stale"
+
+    calls.add("slow", slow)
+    calls.add("fresh", lambda args, data: "fresh")
+    calls.add("release", lambda args, data: release.set())
+    with Sandbox(calls=calls) as sb:
+        r = sb.exec("from throwaway import call\ncall('slow')", timeout=0.5)
+        assert r.limit == "timeout" and r.error.type == "TimeoutError"
+        # The slow handler ends during the next cell, between its calls:
+        # its reply goes nowhere, the new call gets its own.
+        code = "import time\nfrom throwaway import call\ncall('release')\nout = []\nfor _ in range(20):\n" \
+               "    out.append(call('fresh')[0])\n    time.sleep(0.01)\nout"
+        r = sb.exec(code, timeout=30)
+        assert r.error is None and r.json == ["fresh"] * 20

@@ -10,15 +10,18 @@ of host folders (local syscalls, bounded in size). A plain handler
 that returns an awaitable (the file system's server does, for async
 resource functions) has it awaited on that loop.
 
-The blocking driver lets a plain handler's thread send the reply itself
-(`call_blocking`'s `send`): the runtime's answer does not wait for the
-driver's thread to wake first. A claim taken under a lock makes sure one
-reply goes out: the handler's, or the deadline's TimeoutError.
+A plain handler's thread sends the reply itself (`call_blocking`'s and
+`call_async`'s `send`): the runtime's answer does not wait for the driver's
+thread to wake first, and the blocking driver's thread goes back to reading
+the runtime's frames at once. A claim taken under a lock makes sure one reply
+goes out: the handler's, or the deadline's TimeoutError.
 
 At the cell's deadline (`Call.deadline`) a handler still running is given up:
 a thread is abandoned (it finishes on its own; its result is dropped), a
 coroutine is cancelled. The driver then raises `CallTimedOut` into the flow,
-which answers the guest with a TimeoutError (see `Session._serve_call`).
+which answers the guest with a TimeoutError (see `Session._serve_call`); for
+a call the blocking driver left `Pending`, the flow claims it at the
+deadline itself (see `Session.exec`).
 
 The threads are daemon threads of our own, not an executor's: an executor's
 threads are joined when the interpreter exits (and `asyncio.run` joins the
@@ -37,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .process import RuntimeDied
-from .session import REPLIED, Call, CallTimedOut
+from .session import REPLIED, Call, CallTimedOut, Pending
 
 IDLE_SECONDS = 60.0  # an idle handler thread ends after this long
 
@@ -45,18 +48,21 @@ IDLE_SECONDS = 60.0  # an idle handler thread ends after this long
 def call_blocking(op: Call, loop: HandlerLoop, send: Callable[[bytes], None] | None = None) -> Any:
     """Run `op`'s handler for the blocking driver; `loop` is the sandbox's
     own handler loop. With `send`, a plain handler's thread sends its reply
-    frame itself, and this returns `REPLIED`."""
+    frame itself, and this returns a `Pending` at once: the driver's thread
+    goes back to reading the runtime's frames (see `Session.exec`)."""
     fn, args = op.calls.resolve(op.name, op.args)
     left = _remaining(op)
     if _is_async(fn) or _quick(fn, args):
         value = fn(args, op.data)
+    elif send is not None:
+        pending = Pending(op.deadline, op.call_id, op.name)
+        THREADS.run(_answer_in_thread, (fn, args, op, loop, pending, send), _dropped)
+        return pending
     else:
-        answer = _Answer(op, send)
+        answer = _Answer()
         THREADS.run(fn, (args, op.data), answer.give)
         if not answer.ready.acquire(timeout=-1 if left is None else left):
-            if answer.claim():
-                raise CallTimedOut(op.name)  # the thread is left to finish; its outcome is dropped
-            answer.ready.acquire()  # its thread claimed first and is sending its reply now
+            raise CallTimedOut(op.name)  # the thread is left to finish; `answer` drops what it gives
         value = answer.take()
     if inspect.isawaitable(value):
         value = loop.run(value, op)
@@ -218,26 +224,14 @@ class _Threads:
 
 
 class _Answer:
-    """A plain handler's outcome, handed from its thread to a blocking driver;
-    with `send`, its reply is sent from that thread first (see `call_blocking`)."""
+    """A plain handler's outcome, handed from its thread to a blocking driver."""
 
-    def __init__(self, op: Call, send: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.ready = threading.Lock()  # held until the outcome is in (cheaper than an Event)
         self.ready.acquire()
         self._outcome: tuple[bool, Any] = (False, None)
-        self._op = op
-        self._send = send
-        self._claim = threading.Lock()  # taken by whoever answers the call: the handler's thread or the deadline
-
-    def claim(self) -> bool:
-        """True for the first caller only: it, and nobody else, answers the call."""
-        return self._claim.acquire(blocking=False)
 
     def give(self, ok: bool, value: Any) -> None:
-        # An awaitable goes back to the driver's thread, to be awaited on its loop.
-        if self._send is not None and not (ok and inspect.isawaitable(value)) and self.claim():
-            _reply_from_thread(self._op, ok, value, self._send)
-            ok, value = True, REPLIED
         self._outcome = (ok, value)
         self.ready.release()
 
@@ -249,6 +243,28 @@ class _Answer:
 
 
 THREADS = _Threads()
+
+
+def _answer_in_thread(fn: Callable[..., Any], args: Any, op: Call, loop: HandlerLoop, pending: Pending,
+                     send: Callable[[bytes], Any]) -> None:
+    """In a handler's thread: run the handler (awaiting what it returns on
+    the sandbox's loop) and send its reply, unless the flow has claimed the
+    call first (the deadline passed, or the cell ended)."""
+    try:
+        value = fn(args, op.data)
+        if inspect.isawaitable(value):
+            value = loop.run(value, op)
+        ok = True
+    except CallTimedOut:
+        return  # the deadline: the flow answers the call
+    except BaseException as e:  # noqa: BLE001 - it goes to the guest as the call's error
+        ok, value = False, e
+    if pending.claim():
+        _reply_from_thread(op, ok, value, send)
+
+
+def _dropped(ok: bool, value: Any) -> None:
+    """`_answer_in_thread` hands nothing back: its reply went to the runtime."""
 
 
 def _reply_from_thread(op: Call, ok: bool, value: Any, send: Callable[[bytes], Any]) -> bool:

@@ -12,6 +12,7 @@ import codecs
 import errno
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -96,6 +97,25 @@ class Call:
 REPLIED = object()  # a driver's answer to `Call` when it has sent the reply itself
 
 
+class Pending:
+    """A driver's answer to `Call` when the handler still runs, in a thread of
+    its own, and will send its reply itself: the flow reads the runtime's
+    next frame meanwhile (the driver's thread is not woken by the handler's
+    end, only by the runtime's next frame). At `deadline` the flow answers
+    the call itself if it can still `claim` it; the handler's thread claims
+    it before it sends. Whoever claims first answers; the other does not."""
+
+    def __init__(self, deadline: float | None, call_id: int | None, name: str) -> None:
+        self.deadline = deadline
+        self.call_id = call_id
+        self.name = name
+        self._claim = threading.Lock()
+
+    def claim(self) -> bool:
+        """True for the first caller only."""
+        return self._claim.acquire(blocking=False)
+
+
 class CallTimedOut(Exception):
     """A host handler was still running at the cell's deadline: it was
     abandoned (a thread) or cancelled (a coroutine)."""
@@ -123,6 +143,7 @@ class Session:
         self.after_boot: list[Callable[[], Flow]] = []  # e.g. mount the file system again
         self.fs_server: Any = None  # the FsServer, for the write quota
         self.call_cut = False  # a host call of this cell ran into its deadline
+        self.pending: Pending | None = None  # a call whose handler's thread will send its reply
 
     def boot(self) -> Flow:
         """Start a runtime process, wait until Pyodide is ready and run the
@@ -225,6 +246,7 @@ class Session:
         if self.fs_server is not None:
             self.fs_server.quota_hit = False
         self.call_cut = False
+        self.pending = None
         self.parts = []
         header = {
             "t": "exec", "id": cell, "cell": None if internal else self.cell, "code": code, "timeout": timeout,
@@ -246,7 +268,18 @@ class Session:
                 cell = header["id"] = self.seq
                 yield Send(frames.encode(header))
             while True:
-                msg = yield from self._recv(backstop)
+                pending = self.pending
+                wait = backstop if pending is None or pending.deadline is None else min(backstop, pending.deadline)
+                msg = yield from self._recv(wait)
+                if pending is not None and (msg is None or msg.type in ("call", "result")):
+                    # The runtime asks again only once it has had the reply; at
+                    # a result, or at the deadline, a handler still running is
+                    # given up (its thread sends nothing after that).
+                    self.pending = None
+                    if pending.claim() and msg is None:
+                        yield from self._cut(pending.call_id, pending.name)
+                    if msg is None:
+                        continue
                 if msg is None:
                     # The runtime itself stopped answering: replace it.
                     yield from self._replace()
@@ -299,6 +332,10 @@ class Session:
             yield from self._replace()
             return out.result(started, limit="crash", restarted=True,
                               error=GuestError("SandboxCrashed", f"the runtime was replaced: {bad}"))
+        finally:
+            if self.pending is not None:
+                self.pending.claim()  # the cell is over: a handler still running sends nothing now
+                self.pending = None
 
     def _serve_call(self, msg: frames.Message, deadline: float | None = None) -> Flow:
         call_id = msg.get("id", int)
@@ -311,19 +348,29 @@ class Session:
                 frame = reply_frame(call_id, None)
             else:
                 result = yield Call(self.calls, name, msg.get("args", str, ""), data, deadline, call_id)
+                if isinstance(result, Pending):
+                    self.pending = result
+                    return
                 if result is REPLIED:
                     return
                 frame = reply_frame(call_id, result)
         except CallTimedOut:
-            # The guest gets a TimeoutError; the runtime's own deadline
-            # (interrupt, then the worker replaced) takes it from there.
-            self.call_cut = True
-            cut = TimeoutError(errno.ETIMEDOUT, f"the host function {name!r} was still running at the cell's "
-                                                "deadline and was abandoned")
-            # The runtime holds its interrupt until the guest has this error.
-            frame = reply_frame(call_id, error=cut, cut=True)
+            return (yield from self._cut(call_id, name))
         except Exception as e:
             frame = reply_frame(call_id, error=e)
+        yield from self._reply(frame)
+
+    def _cut(self, call_id: int | None, name: str) -> Flow:
+        """Answer a call still running at the cell's deadline: the guest gets a
+        TimeoutError, and the runtime's own deadline (interrupt, then the
+        worker replaced) takes it from there."""
+        self.call_cut = True
+        cut = TimeoutError(errno.ETIMEDOUT, f"the host function {name!r} was still running at the cell's "
+                                            "deadline and was abandoned")
+        # The runtime holds its interrupt until the guest has this error.
+        yield from self._reply(reply_frame(call_id, error=cut, cut=True))
+
+    def _reply(self, frame: bytes) -> Flow:
         try:
             yield Send(frame)
         except RuntimeDied:
