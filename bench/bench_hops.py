@@ -146,10 +146,13 @@ def thread_hand_off() -> float:
     calls.add("echo", lambda args, data: data)
     loop = HandlerLoop()
     op = Call(calls, "echo", "null", b"x", time.monotonic() + 3600, 1)
+    sent = threading.Event()
     times = []
     for _ in range(N):
+        sent.clear()
         t = time.perf_counter()
-        call_blocking(op, loop, lambda frame: None)
+        call_blocking(op, loop, lambda frame: sent.set())  # its thread encodes and "sends" the reply
+        sent.wait()
         times.append(time.perf_counter() - t)
     loop.close()
     inline = []
@@ -189,7 +192,7 @@ ROWS = [
     ("sab", "worker <-> main thread (SharedArrayBuffer, Atomics)"),
     ("pipe_sync", "Python <-> Deno pipes, Deno reading synchronously"),
     ("pipe_async", "Python <-> Deno pipes, Deno's async read"),
-    ("thread", "a plain handler's thread hand-off (Python)"),
+    ("thread", "a plain handler's hand-off to its thread (Python)"),
     ("ffi", "guest Python -> JS and back (call's conversions)"),
     ("call", "whole: throwaway.call('echo', None, b'x')"),
     ("read", "whole: open()+read() of a small host file"),
