@@ -4,8 +4,8 @@ A sandbox handed out is never handed out again (its globals and files are its
 user's); when it is given back it is closed and a fresh one boots in its place.
 
 Booted is not yet warm. The first cells a new runtime runs after a rest of
-half a second or more cost its worker 4-5 ms of CPU each instead of ~0.7 ms,
-with about 85 pages touched anew each time (V8's own work in the worker's
+half a second or more cost its worker 4-7 ms of CPU each instead of ~0.7 ms,
+touching 85-1000 pages anew each time (V8's own work in the worker's
 thread; V8 flags for the GC, the memory reducer, lazy wasm compilation or
 tier-up leave it; only --liftoff-only, wasm never optimized, removes it),
 three times, and V8's compiler threads then spend a few ms at the next one;
