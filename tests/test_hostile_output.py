@@ -1,7 +1,7 @@
 """Whatever the guest produces comes back as a result, never as a host failure.
 
 On the real Deno + Pyodide runtime, guest code floods the runtime's stdout
-(where the frames travel), pushes a message past the frame limit, and hands
+(/dev/null: the frames travel on pipes of their own), pushes a message past the frame limit, and hands
 the host hostile results: deep JSON, lone surrogates, huge reprs, its own
 `json` module or the runner's helpers replaced. Each `exec` must return an
 ExecResult (with an error or a named limit), the host's memory must stay
@@ -111,12 +111,15 @@ PREFIXES = {
 
 @pytest.mark.parametrize("prefix", PREFIXES.values(), ids=PREFIXES.keys())
 def test_stdout_flood_keeps_host_memory_flat(box, prefix):
-    """600 MB of junk on the runtime's stdout: the host reads one chunk, sees a
-    prefix without the runtime's key, and replaces the runtime."""
+    """600 MB of junk on the runtime's stdout: that is /dev/null, not the
+    host's pipe (see runtime.with_pipes), so none of it reaches the host, and
+    the runtime lives on. (Were it the host's pipe, the host would read one
+    chunk, see a prefix without the runtime's key, and replace the runtime:
+    test_prefix_is_checked_before_the_frame_is_read.)"""
     with PeakRss() as rss:
         r = box.exec(FLOOD.format(size=MB, prefix=prefix, count=600))
     survives(r)
-    assert r.restarted and r.limit == "crash" and r.error.type == "SandboxCrashed", r
+    assert r.json == 600 and not r.restarted, r
     assert rss.growth < 200 * MB, f"the host grew by {rss.growth / MB:.0f} MB"
     assert box.exec("6 * 7").json == 42
 
@@ -132,7 +135,7 @@ def test_stdout_flood_through_node_fs(box):
         survives(r)
         r2 = box.exec("6 * 7")
     survives(r2)
-    assert r.restarted or r2.restarted, (r, r2)
+    assert r.json == "done" and not r.restarted and not r2.restarted, (r, r2)
     assert rss.growth < 200 * MB, f"the host grew by {rss.growth / MB:.0f} MB"
     assert box.exec("6 * 7").json == 42
 
@@ -143,7 +146,7 @@ def test_async_sandbox_stdout_flood():
             with PeakRss() as rss:
                 r = await sb.exec(FLOOD.format(size=MB, prefix=PREFIXES["old-layout"], count=600))
             survives(r)
-            assert r.restarted and r.limit == "crash"
+            assert r.json == 600 and not r.restarted, r
             assert rss.growth < 200 * MB, f"the host grew by {rss.growth / MB:.0f} MB"
             assert (await sb.exec("6 * 7")).json == 42
 
@@ -333,6 +336,7 @@ def test_runtime_gets_no_configuration_in_argv(fresh, tmp_path, monkeypatch):
 def test_each_runtime_gets_its_own_key(fresh):
     sb = fresh(limits=Limits(timeout=5, grace=0.3))
     first = sb._session.key
-    sb.exec("import js\njs.Deno.stdout.writeSync(js.Uint8Array.new(64))\nimport time\ntime.sleep(0.3)")
+    r = sb.exec("import js\njs.eval('for (;;) {}')", timeout=0.5)  # JS no interrupt stops: the runtime is replaced
+    assert r.restarted, r
     assert sb._session.key != first and len(sb._session.key) == 16
     assert sb.exec("6 * 7").json == 42

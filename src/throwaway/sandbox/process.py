@@ -9,6 +9,10 @@ ProtocolError, a frame over `max_bytes` FrameTooLarge.
 The process starts in an empty folder of its own (removed when it is killed),
 not in the host's working folder, and where the kernel can forbid it (Linux's
 Landlock) it may write no file at all (see `landlock`).
+
+The frames travel on two pipes of their own, not on the process's stdin and
+stdout (which are /dev/null): guest code can reach fds 0 and 1, and a read it
+left running there would take the host's next frame (see `runtime.with_pipes`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import weakref
 
 from ..wire import frames
 from . import landlock
+from .runtime import with_pipes
 
 
 class RuntimeDied(RuntimeError):
@@ -95,6 +100,40 @@ def _confine(pid: int, limits: dict[int, int] | None) -> None:
             pass
 
 
+class _Pipes:
+    """The protocol's two pipes: the host's ends, and the child's (passed to
+    it by number, closed here once it has started)."""
+
+    def __init__(self) -> None:
+        self.child_in, self.down = os.pipe()  # host -> runtime
+        try:
+            self.up, self.child_out = os.pipe()  # runtime -> host
+        except OSError:
+            os.close(self.child_in)
+            os.close(self.down)
+            raise
+
+    def command(self, cmd: list[str]) -> list[str]:
+        return with_pipes(cmd, self.child_in, self.child_out)
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        return (self.child_in, self.child_out)
+
+    def started(self) -> None:
+        """The child has its ends: the host's copies go (else the host would
+        never see the end of `up` when the runtime dies)."""
+        for fd in self.child_fds:
+            os.close(fd)
+
+    def failed(self) -> None:
+        for fd in (self.child_in, self.down, self.up, self.child_out):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def _preexec(confine: bool):
     """What the child runs before exec: with `confine`, no file writes for it
     (Landlock, where the kernel has it; see `landlock`)."""
@@ -119,11 +158,21 @@ class Process:
         self.stderr = _stderr_file()
         self.cwd = _workdir()
         self._rmdir = weakref.finalize(self, shutil.rmtree, self.cwd, True)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
-                                     cwd=self.cwd, preexec_fn=_preexec(confine))
+        pipes = _Pipes()
+        try:
+            self.proc = subprocess.Popen(pipes.command(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=self.stderr, env=env, cwd=self.cwd, pass_fds=pipes.child_fds,
+                                         preexec_fn=_preexec(confine))
+        except BaseException:
+            pipes.failed()
+            raise
+        pipes.started()
         _confine(self.proc.pid, limits)
-        self._fd = self.proc.stdout.fileno()
-        self._in = self.proc.stdin.fileno()
+        # File objects only to close each end once (kill, or when this is dropped).
+        self._up = open(pipes.up, "rb", buffering=0)  # noqa: SIM115 - closed by kill
+        self._down = open(pipes.down, "wb", buffering=0)  # noqa: SIM115
+        self._fd = pipes.up
+        self._in = pipes.down
         self._frames = _Frames(key)
 
     def send(self, data: bytes) -> None:
@@ -160,7 +209,7 @@ class Process:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout, self.stderr):
+        for f in (self._down, self._up, self.stderr):
             try:
                 f.close()
             except OSError:
@@ -182,18 +231,39 @@ class AsyncProcess:
         self.stderr = _stderr_file()
         self.cwd = _workdir()
         self._rmdir = weakref.finalize(self, shutil.rmtree, self.cwd, True)
-        self.proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.stderr, env=env,
-            cwd=self.cwd, limit=READ, preexec_fn=_preexec(confine),
-        )
+        pipes = _Pipes()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *pipes.command(cmd), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=self.stderr, env=env, cwd=self.cwd, pass_fds=pipes.child_fds, preexec_fn=_preexec(confine),
+            )
+        except BaseException:
+            pipes.failed()
+            raise
+        pipes.started()
         _confine(self.proc.pid, limits)
+        loop = asyncio.get_running_loop()
+        self.stdout = asyncio.StreamReader(limit=READ, loop=loop)
+        # Wrapping an fd opens nothing (no blocking); the transports own them.
+        up = open(pipes.up, "rb", buffering=0)  # noqa: SIM115, ASYNC230
+        down = open(pipes.down, "wb", buffering=0)  # noqa: SIM115, ASYNC230
+        try:
+            self._up, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.stdout, loop=loop), up)
+            transport, protocol = await loop.connect_write_pipe(
+                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop), down)
+        except BaseException:
+            up.close()
+            down.close()
+            self.proc.kill()
+            raise
+        self.stdin = asyncio.StreamWriter(transport, protocol, None, loop)
         self._frames = _Frames(key)
         return self
 
     async def send(self, data: bytes) -> None:
         try:
-            self.proc.stdin.write(data)
-            await self.proc.stdin.drain()
+            self.stdin.write(data)
+            await self.stdin.drain()
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             raise RuntimeDied(await self.reason()) from None
 
@@ -202,7 +272,7 @@ class AsyncProcess:
         writes then): write `data` at once if it is small enough to go whole
         in one write (PIPE_BUF) and nothing is queued before it. False if not
         written: the caller sends it the usual way."""
-        transport = self.proc.stdin.transport
+        transport = self.stdin.transport
         if len(data) > select.PIPE_BUF or transport.is_closing() or transport.get_write_buffer_size():
             return False
         try:
@@ -218,7 +288,7 @@ class AsyncProcess:
                 return msg
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                chunk = await asyncio.wait_for(self.proc.stdout.read(READ), wait)
+                chunk = await asyncio.wait_for(self.stdout.read(READ), wait)
             except TimeoutError:
                 return None
             if not chunk:
@@ -240,6 +310,8 @@ class AsyncProcess:
             except ProcessLookupError:
                 pass
         await self.proc.wait()
+        self.stdin.transport.close()
+        self._up.close()
         self.stderr.close()
         self._rmdir()
 

@@ -182,6 +182,23 @@ def deno_command(runtime: Runtime, *, memory_mb: int, readable: tuple[Path, ...]
     ]
 
 
+def with_pipes(cmd: list[str], down: int, up: int) -> list[str]:
+    """`cmd` (from `deno_command`) for a runtime whose frames come on file
+    descriptor `down` and go out on `up`, as the process sees them.
+
+    The protocol does not travel on stdin and stdout: guest code can read and
+    write those (Deno.stdin, node:fs on fd 0, a read it leaves running would
+    take the host's next frame). The main thread alone opens the pipes, by
+    /proc/self/fd/N: the permission for that path is the main module's, and
+    the worker's permissions (main.js) name no /proc path; Deno's resources
+    and node:fs's fds are each isolate's own, so the worker has no number for
+    them either. The numbers follow the script (Deno.args)."""
+    if cmd[1:2] != ["run"]:
+        raise ValueError("not a `deno run` command line")
+    return [cmd[0], "run", f"--allow-read=/proc/self/fd/{down}", f"--allow-write=/proc/self/fd/{up}", *cmd[2:],
+            str(down), str(up)]
+
+
 def deno_env(runtime: Runtime) -> dict[str, str]:
     """A clean environment: the host's variables (API keys!) never reach Deno.
 

@@ -217,12 +217,13 @@ class Session:
     def _recv(self, deadline: float | None, max_bytes: int | None = None) -> Flow:
         """The runtime's next frame (None at the deadline).
 
-        Guest code can write to the runtime process's stdout, where the frames
-        travel (Deno.stdout, console.log, node:fs on fd 1). So every frame
-        starts with the runtime's key, which the host drew and handed over on
-        stdin; the driver checks it and the frame's size (at most `max_bytes`,
-        else Limits.frame_bytes) from the prefix, before it reads the frame:
-        ProtocolError for a forged frame, FrameTooLarge for a huge one.
+        The frames travel on pipes only the runtime's main thread can open
+        (see `runtime.with_pipes`); should anything else ever write there,
+        every frame starts with the runtime's key, which the host drew and
+        handed over in the first frame; the driver checks it and the frame's
+        size (at most `max_bytes`, else Limits.frame_bytes) from the prefix,
+        before it reads the frame: ProtocolError for a forged frame,
+        FrameTooLarge for a huge one.
         """
         return (yield Recv(deadline, self.limits.frame_bytes if max_bytes is None else max_bytes))
 

@@ -85,7 +85,7 @@ def parse_up_prefix(prefix: bytes, key: bytes, max_bytes: int) -> tuple[int, int
     """
     got, hlen, plen = UP_PREFIX.unpack(prefix)
     if not hmac.compare_digest(got, key):
-        raise ProtocolError("a frame the runtime did not write (guest code wrote to its stdout)")
+        raise ProtocolError("a frame the runtime did not write (something but its main thread wrote to the host's pipe)")
     if hlen + plen > max_bytes:
         raise FrameTooLarge(hlen + plen, max_bytes)
     return hlen, plen

@@ -1,5 +1,5 @@
 // The runtime's main thread. It routes framed messages between the Python host
-// (stdin/stdout) and the Pyodide worker, owns the deadlines and the interrupt,
+// (two pipes of its own, see below) and the Pyodide worker, owns the deadlines and the interrupt,
 // and replaces the worker when it has to be killed.
 //
 // Messages from the worker are untrusted (guest code can post anything through
@@ -17,17 +17,28 @@ let reading = false; // an async read of stdin is under way (see `nextFrame`)
 // a Ctrl-C or SIGTERM sent to the host's process group (a worker told to stop
 // gracefully) must not kill the runtime under the step in flight.
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) Deno.addSignalListener(signal, () => {});
-// The host's frames on stdin; the first is the configuration (never argv,
-// which every user of the machine can read in /proc).
+// The host's pipes: frames come on file descriptor Deno.args[0] and go out on
+// Deno.args[1], not on stdin and stdout (which are /dev/null). Guest code can
+// reach fds 0 and 1 (Deno.stdin, node:fs, Deno's core ops on resource 0), and
+// a read it left running there would take the host's next frame. These two
+// are opened here, by a path only this thread may open (the worker's
+// permissions name no /proc path); their resources are this isolate's, which
+// no other isolate can name.
+const [hostIn, hostOut] = (() => {
+  const [down, up] = Deno.args.map((a) => Number(a));
+  if (!Number.isInteger(down) || !Number.isInteger(up)) Deno.exit(2);
+  return [Deno.openSync(`/proc/self/fd/${down}`, { read: true }), Deno.openSync(`/proc/self/fd/${up}`, { write: true })];
+})();
+// The host's frames; the first is the configuration (never argv, which every
+// user of the machine can read in /proc).
 const stdin = hostFrames();
 const config = (await nextFrame())?.[0];
 if (config?.t !== "config" || !/^[0-9a-f]{32}$/.test(config.key)) Deno.exit(2);
-// Every frame to the host starts with this key, drawn by the host. Guest code
-// can write to the process's stdout too (Deno.stdout, console.log, node:fs on
-// fd 1, from the worker or a worker of its own): the host checks the key
-// before it reads a frame, and drops the runtime when it is wrong. The key
-// never leaves this thread except on stdout, which nothing in the process can
-// read back.
+// Every frame to the host starts with this key, drawn by the host: should
+// anything but this thread ever write to the host's pipe, the host checks the
+// key before it reads a frame, and drops the runtime when it is wrong. The key
+// never leaves this thread except on that pipe, which nothing in the process
+// can read back.
 const KEY = Uint8Array.from(config.key.match(/../g), (h) => parseInt(h, 16));
 // The largest frame the host takes (Limits.frame_bytes); keep well under it.
 const FRAME_BYTES = config.frameBytes;
@@ -50,7 +61,7 @@ const WORKER_PERMISSIONS = {
 
 function writeAll(buf) {
   let off = 0;
-  while (off < buf.length) off += Deno.stdout.writeSync(buf.subarray(off));
+  while (off < buf.length) off += hostOut.writeSync(buf.subarray(off));
 }
 
 // A frame: the key (16 bytes), header length, payload length (u32 LE each),
@@ -128,14 +139,14 @@ function hostFrames() {
     },
     async read() {
       room();
-      const n = await Deno.stdin.read(buf.subarray(end));
+      const n = await hostIn.read(buf.subarray(end));
       if (n === null) return false;
       end += n;
       return true;
     },
     readSync() {
       room();
-      const n = Deno.stdin.readSync(buf.subarray(end));
+      const n = hostIn.readSync(buf.subarray(end));
       if (n === null) return false;
       end += n;
       return true;
