@@ -21,31 +21,9 @@ from throwaway.sandbox import Sandbox, landlock
 from throwaway.sandbox.codecache import usable_code_cache
 from throwaway.sandbox.runtime import ensure_runtime
 
+from .test_security import PRELUDE, attempt
+
 pytestmark = pytest.mark.skipif(not landlock.available(), reason="needs Linux with Landlock")
-
-PRELUDE = """
-import js
-from pyodide.ffi import to_js
-
-def _obj(d):
-    return to_js(d, dict_converter=js.Object.fromEntries)
-
-async def _try(f):
-    try:
-        r = f()
-        if hasattr(r, "then") or hasattr(r, "__await__"):
-            r = await r
-        return ["ok", str(r)[:2000]]
-    except BaseException as e:
-        return [type(e).__name__, str(e)[:2000]]
-"""
-
-
-def attempt(sb: Sandbox, expr: str, setup: str = "") -> list[str]:
-    r = sb.exec(PRELUDE + setup + f"\nawait _try(lambda: {expr})")
-    assert r.error is None, r.error
-    return r.json
-
 
 def folder_state(folder: Path) -> dict[str, tuple[int, int, str]]:
     """Every file under folder: size, mtime and content hash."""

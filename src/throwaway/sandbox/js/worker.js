@@ -15,10 +15,10 @@ let ch = null;
 let mailbox = null; // a view of ch.mailbox (it grows with the buffer)
 let hostfs = null;
 
-// In a worker, console.log writes to the process's stdout, which carries the
-// runtime's frames to the host: the host would take it for a forged frame and
-// replace the runtime. Guest code calls it (js.console.log), and so does
-// Pyodide (loadPackage's messages): send it to the cell's stderr instead.
+// In a worker, console.log writes to the process's stdout, which is /dev/null
+// (the frames travel on pipes of their own): what guest code (js.console.log)
+// and Pyodide (loadPackage's messages) log there would vanish. Send it to the
+// cell's stderr instead.
 const consoleError = console.error.bind(console);
 function consoleOut(...args) {
   const text = args.map((a) => (typeof a === "string" ? a : Deno.inspect(a))).join(" ");
