@@ -87,6 +87,13 @@ def median_of(fn, runs: int) -> float:
     return statistics.median(fn() for _ in range(runs))
 
 
+def new_process(code: str) -> float:
+    """Seconds for a fresh `python -c code` to run to its end."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t
+
+
 # -- ours ------------------------------------------------------------------------------------------
 
 NEW_PROCESS_OURS = "from throwaway.sandbox import Sandbox\nsb = Sandbox().start(); assert sb.exec('1 + 1').json == 2; sb.close()"
@@ -101,12 +108,7 @@ def ours(live: int) -> dict[str, float]:
     Sandbox().start().close()  # warm cache: Pyodide and the boot snapshot exist
     f: dict[str, float] = {}
 
-    def new_process() -> float:
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", NEW_PROCESS_OURS], check=True)
-        return time.perf_counter() - t
-
-    f["new_process"] = median_of(new_process, 3)
+    f["new_process"] = median_of(lambda: new_process(NEW_PROCESS_OURS), 3)
 
     def new_session() -> float:
         t = time.perf_counter()
@@ -178,12 +180,7 @@ def wasi(live: int) -> dict[str, float]:
     run(["-c", "1"])  # the module is compiled and cached (about 100 s the very first time)
     f: dict[str, float] = {}
 
-    def new_process() -> float:
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", NEW_PROCESS_WASI], check=True)
-        return time.perf_counter() - t
-
-    f["new_process"] = median_of(new_process, 3)
+    f["new_process"] = median_of(lambda: new_process(NEW_PROCESS_WASI), 3)
 
     def new_session() -> float:
         t = time.perf_counter()
